@@ -1,0 +1,1 @@
+//! Entra ID identity endpoints (owned by the identity work item; this is the agreed interface).

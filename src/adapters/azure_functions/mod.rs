@@ -1,0 +1,1 @@
+//! Azure Functions custom handler transport (work in progress)

@@ -1,0 +1,3 @@
+//! Transport adapters.
+
+pub mod azure_functions;

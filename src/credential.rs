@@ -1,0 +1,1 @@
+//! credential (work in progress)

@@ -1,0 +1,1 @@
+//! Microsoft Graph client (work in progress)

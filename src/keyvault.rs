@@ -1,0 +1,1 @@
+//! keyvault (work in progress)

@@ -1,0 +1,1 @@
+//! Lifecycle Workflows custom task extension: callout, caller authentication, resume (work in progress)

@@ -1,0 +1,1 @@
+//! Checkpoint and state stores (work in progress)
