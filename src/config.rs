@@ -1,1 +1,1 @@
-//! config (work in progress)
+//! Application settings (work in progress)

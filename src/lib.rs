@@ -2,15 +2,10 @@
 //! Sync cannot, within minutes of an account appearing, with no redundant writes.
 //!
 //! Layers (dependencies point inward): transport adapters ([`adapters`]) → handlers ([`handlers`]) →
-//! the pure engine ([`entra_core`]) and the clients ([`graph`], [`state`], [`keyvault`]).
+//! the pure engine (`entra_core`) and the clients (`entra_graph`, `entra_state`, `entra_lcw`).
 
 #![forbid(unsafe_code)]
 
 pub mod adapters;
 pub mod config;
-pub mod credential;
-pub mod graph;
 pub mod handlers;
-pub mod keyvault;
-pub mod lcw;
-pub mod state;

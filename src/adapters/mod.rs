@@ -1,3 +1,1 @@
 //! Transport adapters.
-
-pub mod azure_functions;

@@ -1,0 +1,1 @@
+//! entra-graph (work in progress)

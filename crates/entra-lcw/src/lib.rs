@@ -1,0 +1,1 @@
+//! entra-lcw (work in progress)

@@ -1,0 +1,1 @@
+//! entra-state (work in progress)

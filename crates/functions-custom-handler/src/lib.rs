@@ -1,0 +1,1 @@
+//! functions-custom-handler (work in progress)

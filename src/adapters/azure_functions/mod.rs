@@ -1,1 +1,0 @@
-//! Azure Functions custom handler transport (work in progress)

@@ -1,1 +1,0 @@
-//! credential (work in progress)

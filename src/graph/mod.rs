@@ -1,1 +1,0 @@
-//! Microsoft Graph client (work in progress)

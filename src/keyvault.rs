@@ -1,1 +1,0 @@
-//! keyvault (work in progress)

@@ -1,1 +1,0 @@
-//! Lifecycle Workflows custom task extension: callout, caller authentication, resume (work in progress)

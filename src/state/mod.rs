@@ -1,1 +1,0 @@
-//! Checkpoint and state stores (work in progress)
