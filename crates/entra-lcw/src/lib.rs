@@ -1,1 +1,20 @@
-//! entra-lcw (work in progress)
+//! Lifecycle Workflows custom task extension: the callout payload, caller token validation, and the
+//! resume path and body.
+//!
+//! Research: `/work/shared/research/lcw-graph.md` §1–3.
+
+pub mod auth;
+pub mod callout;
+pub mod resume;
+
+pub use auth::{
+    AuthFailure, CallerIdentity, CallerValidator, ValidatorConfigError, ValidatorOptions,
+    DEFAULT_AUTHORITY_HOST, DEFAULT_LEEWAY, DEFAULT_MIN_REFRESH_INTERVAL, KEY_MAX_AGE,
+};
+pub use callout::{
+    parse_callout, Callout, CalloutError, Manager, Subject, TaskProcessingResultRef, TaskRef,
+    WorkflowRef,
+};
+pub use resume::{
+    resume_body, resume_path, ResumeStatus, CALLBACK_DATA_TYPE, RESUME_SOURCE, RESUME_TYPE,
+};

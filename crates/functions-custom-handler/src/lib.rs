@@ -1,1 +1,25 @@
-//! functions-custom-handler (work in progress)
+//! The Azure Functions custom-handler protocol as a small hyper 1 server: `{Data, Metadata}` in,
+//! `{Outputs, Logs, ReturnValue}` out. Generic: no application code lives here.
+//!
+//! Contract: https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers
+//! (research: `/work/shared/research/runtime.md` §1).
+
+pub mod logging;
+pub mod mask;
+pub mod protocol;
+pub mod server;
+
+pub use logging::{
+    current_masker, init_tracing, set_masker, InvocationLogLayer, LogSink, Masker, MaskingStdout,
+    TracingInitError, INVOCATION_SPAN, MAX_LOG_LINES,
+};
+pub use mask::{mask_email, mask_emails};
+pub use protocol::{
+    Body, HttpOutput, HttpTriggerRequest, InvokeRequest, InvokeResponse, ProtocolError,
+    ScheduleStatus, SysMetadata, TimerInfo, TimerSchedule,
+};
+pub use server::{
+    bind_from_env, bind_from_lookup, serve, serve_with_shutdown, BindError, FunctionApp,
+    Invocation, HOST_VERSION_HEADER, INVOCATION_ID_HEADER, LEGACY_PORT_ENV, MAX_ENVELOPE_BYTES,
+    PORT_ENV,
+};

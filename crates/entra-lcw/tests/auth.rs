@@ -1,0 +1,414 @@
+//! Caller token validation against the sandbox's Entra identity emulator
+//! (`entra_sandbox::identity::Identity`), served from a tiny hyper server on 127.0.0.1 that counts the
+//! metadata and JWKS requests it answers.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use entra_lcw::{AuthFailure, CallerValidator, ValidatorConfigError, ValidatorOptions};
+use entra_sandbox::http::SandboxRequest;
+use entra_sandbox::identity::{Identity, IdentityOptions, TokenSpec};
+use http_body_util::{BodyExt, Full};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use url::Url;
+
+const AUDIENCE: &str = "api://entra-enrich-func";
+const RELAY_APP: &str = "4e5f6a7b-8c9d-4e0f-a1b2-c3d4e5f6a7b8";
+const OTHER_APP: &str = "0f0f0f0f-1e1e-4d2d-8c3c-4b4b4b4b4b4b";
+
+struct Idp {
+    base: String,
+    identity: Arc<Identity>,
+    metadata_hits: Arc<AtomicUsize>,
+    jwks_hits: Arc<AtomicUsize>,
+}
+
+impl Idp {
+    fn hits(&self) -> (usize, usize) {
+        (
+            self.metadata_hits.load(Ordering::SeqCst),
+            self.jwks_hits.load(Ordering::SeqCst),
+        )
+    }
+
+    fn token(&self) -> TokenSpec {
+        TokenSpec::for_audience(&self.identity, &self.base, AUDIENCE, RELAY_APP)
+    }
+
+    fn mint(&self, spec: &TokenSpec) -> String {
+        format!("Bearer {}", self.identity.mint(spec))
+    }
+
+    fn validator(&self, floor: Duration) -> CallerValidator {
+        CallerValidator::new(
+            ValidatorOptions::new(
+                Url::parse(&self.base).unwrap(),
+                self.identity.tenant_id(),
+                AUDIENCE,
+                vec![RELAY_APP.to_uppercase()],
+            )
+            .with_min_refresh_interval(floor),
+        )
+        .unwrap()
+    }
+}
+
+async fn start_idp() -> Idp {
+    let identity = Arc::new(Identity::new(IdentityOptions::default()).unwrap());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let metadata_hits = Arc::new(AtomicUsize::new(0));
+    let jwks_hits = Arc::new(AtomicUsize::new(0));
+    {
+        let (identity, base, mh, jh) = (
+            identity.clone(),
+            base.clone(),
+            metadata_hits.clone(),
+            jwks_hits.clone(),
+        );
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (identity, base, mh, jh) =
+                    (identity.clone(), base.clone(), mh.clone(), jh.clone());
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (identity, base, mh, jh) =
+                            (identity.clone(), base.clone(), mh.clone(), jh.clone());
+                        async move {
+                            let (parts, body) = req.into_parts();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
+                            let path = parts.uri.path().to_string();
+                            if path.ends_with("/openid-configuration") {
+                                mh.fetch_add(1, Ordering::SeqCst);
+                            } else if path.contains("/keys") {
+                                jh.fetch_add(1, Ordering::SeqCst);
+                            }
+                            let sreq = SandboxRequest {
+                                method: parts.method,
+                                path,
+                                query: parts.uri.query().unwrap_or("").to_string(),
+                                headers: parts.headers,
+                                body,
+                            };
+                            let resp = match identity.handle(&sreq, &base) {
+                                Some(r) => {
+                                    let mut out = hyper::Response::new(Full::new(r.body));
+                                    *out.status_mut() = r.status;
+                                    *out.headers_mut() = r.headers;
+                                    out
+                                }
+                                None => {
+                                    let mut out = hyper::Response::new(Full::new(Bytes::new()));
+                                    *out.status_mut() = http::StatusCode::NOT_FOUND;
+                                    out
+                                }
+                            };
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+        });
+    }
+    Idp {
+        base,
+        identity,
+        metadata_hits,
+        jwks_hits,
+    }
+}
+
+const FLOOR: Duration = Duration::from_secs(300);
+
+#[tokio::test]
+async fn valid_v2_token_is_accepted_and_keys_are_cached() {
+    let idp = start_idp().await;
+    let v = idp.validator(FLOOR);
+    let caller = v.validate(Some(&idp.mint(&idp.token()))).await.unwrap();
+    assert_eq!(caller.app_id, RELAY_APP);
+    assert_eq!(caller.tenant_id.as_deref(), Some(idp.identity.tenant_id()));
+    assert_eq!(caller.issuer, idp.identity.issuer_v2(&idp.base));
+    assert_eq!(caller.token_version.as_deref(), Some("2.0"));
+    assert_eq!(idp.hits(), (1, 1));
+    // Cached: more validations fetch nothing.
+    for _ in 0..5 {
+        v.validate(Some(&idp.mint(&idp.token()))).await.unwrap();
+    }
+    assert_eq!(idp.hits(), (1, 1));
+}
+
+#[tokio::test]
+async fn v1_issuer_and_lowercase_bearer_are_accepted() {
+    let idp = start_idp().await;
+    let v = idp.validator(FLOOR);
+    let token = idp
+        .identity
+        .mint(&idp.token().with_issuer(idp.identity.issuer_v1()));
+    let caller = v.validate(Some(&format!("bearer {token}"))).await.unwrap();
+    assert_eq!(caller.issuer, idp.identity.issuer_v1());
+}
+
+#[tokio::test]
+async fn bad_tokens_are_refused_with_the_right_reason() {
+    let idp = start_idp().await;
+    let v = idp.validator(FLOOR);
+    // Warm the cache so the unknown-kid case below cannot refresh (floor not elapsed).
+    v.validate(Some(&idp.mint(&idp.token()))).await.unwrap();
+
+    let cases: Vec<(&str, TokenSpec, AuthFailure)> = vec![
+        (
+            "wrong aud",
+            idp.token().with_audience("api://someone-else"),
+            AuthFailure::WrongAudience,
+        ),
+        (
+            "wrong iss",
+            idp.token()
+                .with_issuer("https://sts.windows.net/72f988bf-86f1-41af-91ab-2d7cd011db47/"),
+            AuthFailure::WrongIssuer,
+        ),
+        (
+            "v2 issuer of another tenant",
+            idp.token().with_issuer(format!(
+                "{}/72f988bf-86f1-41af-91ab-2d7cd011db47/v2.0",
+                idp.base
+            )),
+            AuthFailure::WrongIssuer,
+        ),
+        ("expired", idp.token().expired(), AuthFailure::Expired),
+        (
+            "not yet valid",
+            idp.token().not_yet_valid(),
+            AuthFailure::NotYetValid,
+        ),
+        (
+            "alg none",
+            idp.token().alg_none(),
+            AuthFailure::UnsupportedAlgorithm("none".into()),
+        ),
+        (
+            "unknown kid",
+            idp.token().unknown_kid(),
+            AuthFailure::UnknownKey("sandbox-unpublished-kid".into()),
+        ),
+        (
+            "caller not allowed",
+            idp.token().with_app_id(OTHER_APP),
+            AuthFailure::CallerNotAllowed {
+                app_id: OTHER_APP.into(),
+            },
+        ),
+    ];
+    for (name, spec, expected) in cases {
+        let token = idp.identity.mint(&spec);
+        let err = v
+            .validate(Some(&format!("Bearer {token}")))
+            .await
+            .unwrap_err();
+        assert_eq!(err, expected, "{name}");
+        let www = err.www_authenticate();
+        assert!(
+            www.starts_with("Bearer realm=\"entra-enrich\", error=\"invalid_token\""),
+            "{name}: {www}"
+        );
+        for text in [err.to_string(), err.reason().to_string(), www] {
+            assert!(!text.contains(&token), "{name}: token echoed");
+        }
+        assert!(!err.is_transient(), "{name}");
+    }
+    // No refresh storm: the unknown kid did not refetch within the floor.
+    assert_eq!(idp.hits(), (1, 1));
+
+    assert_eq!(
+        v.validate(None).await.unwrap_err(),
+        AuthFailure::MissingToken
+    );
+    assert_eq!(
+        v.validate(Some("  ")).await.unwrap_err(),
+        AuthFailure::MissingToken
+    );
+    assert_eq!(
+        v.validate(Some("Bearer ")).await.unwrap_err(),
+        AuthFailure::MissingToken
+    );
+    let basic = v.validate(Some("Basic dXNlcjpwYXNz")).await.unwrap_err();
+    assert_eq!(basic, AuthFailure::NotBearer);
+    assert_eq!(basic.www_authenticate(), "Bearer realm=\"entra-enrich\"");
+    let good = idp.identity.mint(&idp.token());
+    assert_eq!(
+        v.validate(Some(&good)).await.unwrap_err(),
+        AuthFailure::NotBearer,
+        "no scheme"
+    );
+    assert_eq!(
+        v.validate(Some("Bearer not-a-jwt")).await.unwrap_err(),
+        AuthFailure::Malformed
+    );
+
+    // A tampered payload keeps a valid header and kid but fails the signature.
+    let mut parts: Vec<String> = good.split('.').map(String::from).collect();
+    let other = idp.identity.mint(&idp.token().with_app_id(OTHER_APP));
+    parts[1] = other.split('.').nth(1).unwrap().to_string();
+    let forged = parts.join(".");
+    assert_eq!(
+        v.validate(Some(&format!("Bearer {forged}")))
+            .await
+            .unwrap_err(),
+        AuthFailure::BadSignature
+    );
+}
+
+#[tokio::test]
+async fn non_rs256_is_refused_before_any_key_fetch() {
+    let idp = start_idp().await;
+    let v = idp.validator(FLOOR);
+    // alg none from the emulator, and an HS256 token signed with a guessable secret.
+    let none = idp.mint(&idp.token().alg_none());
+    assert_eq!(
+        v.validate(Some(&none)).await.unwrap_err(),
+        AuthFailure::UnsupportedAlgorithm("none".into())
+    );
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some(idp.identity.active_kid().to_string());
+    let hs = jsonwebtoken::encode(
+        &header,
+        &idp.token().claims(),
+        &jsonwebtoken::EncodingKey::from_secret(b"public-key-as-hmac-secret"),
+    )
+    .unwrap();
+    assert_eq!(
+        v.validate(Some(&format!("Bearer {hs}"))).await.unwrap_err(),
+        AuthFailure::UnsupportedAlgorithm("HS256".into())
+    );
+    assert_eq!(
+        idp.hits(),
+        (0, 0),
+        "no metadata or JWKS request for a non-RS256 token"
+    );
+}
+
+#[tokio::test]
+async fn unknown_kid_storm_causes_at_most_one_refresh() {
+    let idp = start_idp().await;
+    let v = idp.validator(FLOOR);
+    let bad = idp.mint(&idp.token().unknown_kid());
+    let mut tasks = Vec::new();
+    for _ in 0..25 {
+        let (v, bad) = (v.clone(), bad.clone());
+        tasks.push(tokio::spawn(async move { v.validate(Some(&bad)).await }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Err(AuthFailure::UnknownKey(_))));
+    }
+    // One fetch of metadata+JWKS for the whole storm (the first cold lookup); none after.
+    assert_eq!(idp.hits(), (1, 1));
+    for _ in 0..10 {
+        assert!(v.validate(Some(&bad)).await.is_err());
+    }
+    assert_eq!(idp.hits(), (1, 1));
+    // Good tokens still validate from the cache.
+    v.validate(Some(&idp.mint(&idp.token()))).await.unwrap();
+    assert_eq!(idp.hits(), (1, 1));
+}
+
+#[tokio::test]
+async fn key_rotation_is_picked_up_after_the_floor() {
+    let idp = start_idp().await;
+    let floor = Duration::from_millis(400);
+    let v = idp.validator(floor);
+    let old_kid = idp.identity.active_kid().to_string();
+    let pre_rotation = idp.mint(&idp.token());
+    v.validate(Some(&pre_rotation)).await.unwrap();
+    assert_eq!(idp.hits(), (1, 1));
+
+    idp.identity.rotate_signing_key();
+    let new_kid = idp.identity.active_kid().to_string();
+    assert_ne!(old_kid, new_kid);
+    let rotated = idp.mint(&idp.token());
+
+    // Within the floor: refused, nothing fetched.
+    assert_eq!(
+        v.validate(Some(&rotated)).await.unwrap_err(),
+        AuthFailure::UnknownKey(new_kid.clone())
+    );
+    assert_eq!(idp.hits(), (1, 1));
+
+    tokio::time::sleep(floor + Duration::from_millis(100)).await;
+    let caller = v.validate(Some(&rotated)).await.unwrap();
+    assert_eq!(caller.app_id, RELAY_APP);
+    assert_eq!(idp.hits(), (2, 2));
+    // The old key stays published during the rollover, so a token signed before it still validates
+    // from the refreshed cache.
+    assert!(idp.identity.published_kids().contains(&old_kid));
+    v.validate(Some(&pre_rotation)).await.unwrap();
+    assert_eq!(idp.hits(), (2, 2));
+}
+
+#[tokio::test]
+async fn unreachable_authority_is_transient() {
+    let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let v = CallerValidator::new(ValidatorOptions::new(
+        Url::parse(&format!("http://{addr}")).unwrap(),
+        "5a1dbe0c-7e57-4e11-9a11-5a4db0c7e2a1",
+        AUDIENCE,
+        vec![RELAY_APP.into()],
+    ))
+    .unwrap();
+    let idp = start_idp().await;
+    let err = v.validate(Some(&idp.mint(&idp.token()))).await.unwrap_err();
+    assert!(matches!(err, AuthFailure::KeysUnavailable(_)), "{err:?}");
+    assert!(err.is_transient());
+}
+
+#[tokio::test]
+async fn plain_http_authority_must_be_loopback() {
+    let err = CallerValidator::new(ValidatorOptions::new(
+        Url::parse("http://login.microsoftonline.com").unwrap(),
+        "5a1dbe0c-7e57-4e11-9a11-5a4db0c7e2a1",
+        AUDIENCE,
+        vec![RELAY_APP.into()],
+    ))
+    .unwrap_err();
+    assert!(matches!(err, ValidatorConfigError::InsecureAuthority(_)));
+    assert!(err.to_string().contains("must use https"));
+}
+
+#[tokio::test]
+async fn unknown_kid_after_the_floor_refreshes_once_then_fails() {
+    let idp = start_idp().await;
+    let floor = Duration::from_millis(300);
+    let v = idp.validator(floor);
+    v.validate(Some(&idp.mint(&idp.token()))).await.unwrap();
+    tokio::time::sleep(floor + Duration::from_millis(100)).await;
+    let bad = idp.mint(&idp.token().unknown_kid());
+    let mut tasks = Vec::new();
+    for _ in 0..10 {
+        let (v, bad) = (v.clone(), bad.clone());
+        tasks.push(tokio::spawn(async move { v.validate(Some(&bad)).await }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap(), Err(AuthFailure::UnknownKey(_))));
+    }
+    assert_eq!(
+        idp.hits(),
+        (2, 2),
+        "exactly one refresh for the whole burst"
+    );
+}

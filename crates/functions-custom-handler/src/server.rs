@@ -1,0 +1,309 @@
+//! The HTTP server the Functions host talks to.
+//!
+//! Contract (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers and the host's
+//! `DefaultHttpWorkerService.cs` / `HttpWorkerOptions.cs`, research `runtime.md` §1.4):
+//! - the host starts our executable with `FUNCTIONS_CUSTOMHANDLER_PORT` (legacy `FUNCTIONS_HTTPWORKER_PORT`)
+//!   and always calls `http://127.0.0.1:<port>`;
+//! - readiness: it polls `/` every 25 ms and **any** HTTP answer means ready (limit 30 s), so bind first
+//!   ([`bind_from_env`]) and build expensive state lazily on first invocation;
+//! - each invocation is `POST /<FunctionName>` (the function folder name, not the route) with a
+//!   `{Data, Metadata}` JSON body and headers `X-Azure-Functions-InvocationId`,
+//!   `X-Azure-Functions-HostVersion`;
+//! - the answer is `{Outputs, Logs, ReturnValue}`; the host calls `EnsureSuccessStatusCode()`, so a
+//!   non-2xx answer **fails the invocation**.
+//!
+//! Status policy (deliberate):
+//! - invalid *envelope* (not JSON / not `{Data, Metadata}`) → HTTP **400**: a host/protocol bug; the
+//!   host logs the failed invocation.
+//! - unknown function → HTTP **404** with the known names (a function.json / binary mismatch).
+//! - invalid *function input* (e.g. a bad callout body) is the app's business: it answers HTTP 200 with
+//!   `Outputs.res.statusCode = 400`, so the *caller* gets the 400 and the invocation itself succeeds.
+//! - an app panic → HTTP **500** (the invocation fails; the panic is logged).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{header, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+use crate::logging::{current_masker, LogSink, SinkRegistration, INVOCATION_SPAN};
+use crate::protocol::{InvokeRequest, InvokeResponse};
+
+/// Header carrying the host's invocation id.
+pub const INVOCATION_ID_HEADER: &str = "x-azure-functions-invocationid";
+/// Header carrying the host's version.
+pub const HOST_VERSION_HEADER: &str = "x-azure-functions-hostversion";
+/// Port variable set by the host (current name).
+pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
+/// Port variable set by the host (legacy name, still set).
+pub const LEGACY_PORT_ENV: &str = "FUNCTIONS_HTTPWORKER_PORT";
+/// Largest invocation envelope accepted (the host buffers bodies; HTTP triggers are capped far lower).
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024 * 1024;
+
+/// One invocation as handed to the app.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The `{Data, Metadata}` envelope.
+    pub request: InvokeRequest,
+    /// `X-Azure-Functions-InvocationId`, if the host sent it.
+    pub invocation_id: Option<String>,
+    /// `X-Azure-Functions-HostVersion`, if the host sent it.
+    pub host_version: Option<String>,
+    /// Lines pushed here (and every `tracing` event inside the invocation) end up in `Logs`.
+    pub logs: LogSink,
+}
+
+/// An application: a set of functions. Keep construction cheap; build expensive state on the
+/// first invocation (e.g. `tokio::sync::OnceCell` inside the app) so the port answers readiness
+/// probes within milliseconds of process start.
+#[async_trait::async_trait]
+pub trait FunctionApp: Send + Sync + 'static {
+    /// Runs `function_name` (as listed by [`FunctionApp::function_names`]; the server already
+    /// matched the request path case-insensitively).
+    async fn invoke(&self, function_name: &str, invocation: Invocation) -> InvokeResponse;
+    /// The function names this app serves (the function folder names).
+    fn function_names(&self) -> Vec<String>;
+}
+
+/// Errors binding the handler's port.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("{PORT_ENV} is not set (nor the legacy {LEGACY_PORT_ENV}): the Azure Functions host sets it when it starts the custom handler; set it yourself to run locally")]
+    MissingPort,
+    #[error("{var}={value:?} is not a TCP port number")]
+    InvalidPort { var: &'static str, value: String },
+    #[error("cannot listen on 127.0.0.1:{port}: {source}")]
+    Io {
+        port: u16,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT` (fallback `FUNCTIONS_HTTPWORKER_PORT`).
+pub async fn bind_from_env() -> Result<TcpListener, BindError> {
+    bind_from_lookup(|k| std::env::var(k).ok()).await
+}
+
+/// [`bind_from_env`] with an explicit variable lookup (for tests and embedding).
+pub async fn bind_from_lookup(
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<TcpListener, BindError> {
+    let (var, value) = [PORT_ENV, LEGACY_PORT_ENV]
+        .into_iter()
+        .find_map(|var| {
+            lookup(var)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (var, v))
+        })
+        .ok_or(BindError::MissingPort)?;
+    let port: u16 = value.trim().parse().map_err(|_| BindError::InvalidPort {
+        var,
+        value: value.clone(),
+    })?;
+    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+        .await
+        .map_err(|source| BindError::Io { port, source })
+}
+
+/// Serves the protocol on `listener` forever.
+pub async fn serve(listener: TcpListener, app: Arc<dyn FunctionApp>) -> std::io::Result<()> {
+    serve_with_shutdown(listener, app, std::future::pending()).await
+}
+
+/// Serves until `shutdown` completes (in-flight connections are left to finish on their tasks).
+pub async fn serve_with_shutdown(
+    listener: TcpListener,
+    app: Arc<dyn FunctionApp>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Transient (EMFILE, ECONNABORTED…): log, back off a little, keep serving.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let app = app.clone();
+                async move { Ok::<_, Infallible>(route(app, req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
+    }
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut res = Response::new(Full::new(Bytes::from(body.to_string())));
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    res
+}
+
+fn header_string(req: &Request<Incoming>, name: &str) -> Option<String> {
+    req.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+async fn route(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    match *req.method() {
+        // Readiness: the host polls `/`; answer any GET/HEAD immediately.
+        Method::GET | Method::HEAD => json_response(StatusCode::OK, &json!({"status": "ready"})),
+        Method::POST => invoke(app, req).await,
+        _ => {
+            let mut res = json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "method not allowed: the host invokes functions with POST /{FunctionName}"}),
+            );
+            res.headers_mut().insert(
+                header::ALLOW,
+                header::HeaderValue::from_static("GET, HEAD, POST"),
+            );
+            res
+        }
+    }
+}
+
+async fn invoke(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let masker = current_masker();
+    let requested = req.uri().path().trim_matches('/').to_string();
+    let known = app.function_names();
+    let Some(function) = known
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(&requested))
+        .cloned()
+    else {
+        return json_response(
+            StatusCode::NOT_FOUND,
+            &json!({
+                "error": format!("unknown function {:?}", masker(&requested)),
+                "knownFunctions": known,
+            }),
+        );
+    };
+    let invocation_id = header_string(&req, INVOCATION_ID_HEADER);
+    let host_version = header_string(&req, HOST_VERSION_HEADER);
+
+    let body = match Limited::new(req.into_body(), MAX_ENVELOPE_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) => {
+            let too_large = e
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some();
+            let status = if too_large {
+                StatusCode::PAYLOAD_TOO_LARGE
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            return json_response(
+                status,
+                &json!({"error": format!("cannot read the invocation body: {}", masker(&e.to_string()))}),
+            );
+        }
+    };
+    let request: InvokeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(function = %function, invocation_id = invocation_id.as_deref().unwrap_or("-"),
+                error = %masker(&e.to_string()), "invalid invocation envelope");
+            return json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({"error": format!(
+                    "invalid invocation envelope (expected {{\"Data\":{{…}},\"Metadata\":{{…}}}}): {}",
+                    masker(&e.to_string())
+                )}),
+            );
+        }
+    };
+
+    let sink = LogSink::new();
+    let registration = SinkRegistration::new(&sink);
+    let span = tracing::info_span!(
+        INVOCATION_SPAN,
+        invocation_id = invocation_id.as_deref().unwrap_or("-"),
+        function = %function,
+        log_slot = registration.slot,
+    );
+    let invocation = Invocation {
+        request,
+        invocation_id,
+        host_version,
+        logs: sink.clone(),
+    };
+    let started = Instant::now();
+    let task = {
+        let app = app.clone();
+        let function = function.clone();
+        tokio::spawn(
+            async move { app.invoke(&function, invocation).await }.instrument(span.clone()),
+        )
+    };
+    let outcome = task.await;
+    drop(registration);
+    let mut logs = sink.take();
+    match outcome {
+        Ok(mut response) => {
+            logs.extend(response.logs.iter().map(|l| masker(l)));
+            response.logs = logs;
+            span.in_scope(|| {
+                tracing::debug!(
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "invocation completed"
+                )
+            });
+            match serde_json::to_value(&response) {
+                Ok(v) => json_response(StatusCode::OK, &v),
+                Err(e) => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &json!({"error": format!("cannot serialize the response: {e}")}),
+                ),
+            }
+        }
+        Err(e) => {
+            let what = if e.is_panic() {
+                "panicked"
+            } else {
+                "was cancelled"
+            };
+            span.in_scope(|| tracing::error!(function = %function, "function {what}"));
+            json_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &json!({"error": format!("function {function} {what}"), "Logs": logs}),
+            )
+        }
+    }
+}
