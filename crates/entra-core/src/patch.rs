@@ -67,6 +67,27 @@ impl AlternateEmail {
         Ok(Self(value.to_string()))
     }
 
+    /// Accepts a value that is already stored in a user's `otherMails`, checking only what Graph
+    /// enforces (non-blank, ASCII, at most 250 characters) and not RFC syntax, so that a merge or a
+    /// rollback can keep what an admin put there. Used by the planner only.
+    pub(crate) fn from_existing(raw: &str) -> Result<Self, InvalidValue> {
+        let value = raw.trim();
+        if value.is_empty() {
+            return Err(InvalidValue::new("is empty"));
+        }
+        if !value.is_ascii() {
+            return Err(InvalidValue::new(
+                "contains non-ASCII (accented) characters, which Graph refuses in otherMails",
+            ));
+        }
+        if value.len() > OTHER_MAILS_MAX_CHARS {
+            return Err(InvalidValue::new(format!(
+                "is longer than {OTHER_MAILS_MAX_CHARS} characters"
+            )));
+        }
+        Ok(Self(value.to_string()))
+    }
+
     /// The address as written.
     pub fn as_str(&self) -> &str {
         &self.0

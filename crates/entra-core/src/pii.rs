@@ -27,7 +27,17 @@ pub fn mask_emails_in(text: &str) -> String {
     let mut token = String::new();
     let flush = |token: &mut String, out: &mut String| {
         if token.contains('@') && token.len() > 2 {
-            out.push_str(&mask_email(token));
+            // Quotes and sentence punctuation around an address are not part of it:
+            // `'jane@x.com'.` → `'` + mask(`jane@x.com`) + `'.`
+            let core = token.trim_matches(|c: char| !c.is_alphanumeric());
+            let lead = token.len()
+                - token
+                    .trim_start_matches(|c: char| !c.is_alphanumeric())
+                    .len();
+            let tail_start = lead + core.len();
+            out.push_str(token.get(..lead).unwrap_or_default());
+            out.push_str(&mask_email(core));
+            out.push_str(token.get(tail_start..).unwrap_or_default());
         } else {
             out.push_str(token);
         }
