@@ -7,5 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod adapters;
+pub mod app;
 pub mod config;
 pub mod handlers;
+pub mod sources;

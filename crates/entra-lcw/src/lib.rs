@@ -16,5 +16,6 @@ pub use callout::{
     WorkflowRef,
 };
 pub use resume::{
-    resume_body, resume_path, ResumeStatus, CALLBACK_DATA_TYPE, RESUME_SOURCE, RESUME_TYPE,
+    resume_body, resume_body_without_reasons, resume_path, ResumeStatus, CALLBACK_DATA_TYPE,
+    RESPONSE_DATA_TYPE, RESUME_SOURCE, RESUME_TYPE,
 };

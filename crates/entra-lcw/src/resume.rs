@@ -8,14 +8,15 @@
 //!
 //! This module only builds the path and body; the app POSTs them with its Graph client.
 //!
-//! **`statusReasons` is deliberately not sent.** It belongs to the newer
+//! **Reasons.** A `Completed` resume carries only `operationStatus` in the documented v1.0
+//! `customTaskExtensionCallbackData`. A `Failed` resume with reasons sends them as `statusReasons` in
 //! `customTaskExtensionResponseData`
-//! (https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensionresponsedata),
-//! whereas the v1.0 resume action documents `customTaskExtensionCallbackData`, whose only property
-//! is `operationStatus`. Sending an undeclared property risks Graph refusing the resume with 400 —
-//! and a refused resume leaves the task to time out and fail, far worse than losing the reasons.
-//! Keep the reasons in the app's own answer and audit record; revisit once a tenant test shows
-//! v1.0 accepts them.
+//! (https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensionresponsedata:
+//! "the data returned from customTaskExtension callouts", configured in the `data` of a
+//! `customExtensionCalloutResponse` — the `{data, source, type}` shape of the resume body), so the
+//! admin sees the fix in the workflow history. Whether v1.0 resume accepts that type is NOT
+//! DOCUMENTED: the caller must retry with [`resume_body_without_reasons`] when Graph answers 400, so a
+//! refused variant never leaves the task to time out.
 
 use serde_json::{json, Value};
 
@@ -60,11 +61,29 @@ pub fn resume_path(callout: &Callout) -> String {
     )
 }
 
-/// The resume body. `reasons` are **not** put on the wire (see the module docs); they are accepted
-/// so that callers hand the status and its reasons over in one place, and so that turning
-/// `statusReasons` on later is a change inside this crate only.
+/// `@odata.type` of the resume `data` when it carries `statusReasons`.
+pub const RESPONSE_DATA_TYPE: &str =
+    "#microsoft.graph.identityGovernance.customTaskExtensionResponseData";
+
+/// The resume body: `Completed` (or a `Failed` without reasons) in the plain documented shape; a
+/// `Failed` with reasons adds `statusReasons` (see the module docs).
 pub fn resume_body(status: ResumeStatus, reasons: &[String]) -> Value {
-    let _not_sent = reasons;
+    if status == ResumeStatus::Completed || reasons.is_empty() {
+        return resume_body_without_reasons(status);
+    }
+    json!({
+        "data": {
+            "@odata.type": RESPONSE_DATA_TYPE,
+            "operationStatus": status.as_str(),
+            "statusReasons": reasons,
+        },
+        "source": RESUME_SOURCE,
+        "type": RESUME_TYPE,
+    })
+}
+
+/// The plain documented v1.0 body (`customTaskExtensionCallbackData`, `operationStatus` only).
+pub fn resume_body_without_reasons(status: ResumeStatus) -> Value {
     json!({
         "data": {
             "@odata.type": CALLBACK_DATA_TYPE,

@@ -230,9 +230,16 @@ fn resume_body_is_the_documented_v1_shape() {
     );
     let failed = resume_body(ResumeStatus::Failed, &[]);
     assert_eq!(failed["data"]["operationStatus"], json!("Failed"));
-    // statusReasons is deliberately not sent (not part of v1.0 customTaskExtensionCallbackData).
     assert!(failed["data"].get("statusReasons").is_none());
-    assert!(resume_body(ResumeStatus::Failed, &reasons)["data"]
-        .get("statusReasons")
-        .is_none());
+    // A Failed resume with reasons carries them as statusReasons (customTaskExtensionResponseData).
+    let with_reasons = resume_body(ResumeStatus::Failed, &reasons);
+    assert_eq!(
+        with_reasons["data"]["@odata.type"],
+        json!("#microsoft.graph.identityGovernance.customTaskExtensionResponseData")
+    );
+    assert_eq!(with_reasons["data"]["statusReasons"], json!(reasons));
+    assert_eq!(
+        entra_lcw::resume_body_without_reasons(ResumeStatus::Failed)["data"].get("statusReasons"),
+        None
+    );
 }

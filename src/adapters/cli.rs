@@ -1,0 +1,430 @@
+//! The command line for on-call engineers: `enrich`, `backfill`, `rollback`, `watch`, `runs`,
+//! `config`, `serve` (the Azure Functions custom handler) and `demo` (the local sandbox tenant).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::app::{build_context, AppError};
+use crate::config::{process_env, Config, ConfigError};
+use crate::handlers::audit::AuditLog;
+use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, Progress};
+use crate::handlers::context::HrSource;
+use crate::handlers::enrich::{enrich_user, UserRef};
+use crate::handlers::report::{render_csv, render_json};
+use crate::handlers::rollback::run_rollback;
+use crate::handlers::watch::run_watch;
+use crate::handlers::{EnrichContext, RunId};
+use crate::sources::load_hr_csv;
+
+/// entra-enrich: fills otherMails (the SSPR alternate email) and usageLocation on hybrid Entra ID users.
+#[derive(Debug, Parser)]
+#[command(name = "entra-enrich", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a local sandbox tenant, backfill it twice (the second run writes nothing), print where the
+    /// report and the audit log are. Needs no Azure account.
+    Demo(DemoArgs),
+    /// Enrich one user.
+    Enrich(EnrichArgs),
+    /// Reconcile every in-scope user against the HR source.
+    Backfill(BackfillArgs),
+    /// Restore the before-values written by one run.
+    Rollback(RollbackArgs),
+    /// Run one new-hire-watch round (Graph users/delta) from the terminal.
+    Watch,
+    /// List the runs in the audit log.
+    Runs,
+    /// Validate the settings and print every problem.
+    Config,
+    /// Serve the Azure Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
+    Serve,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Users in the generated sandbox tenant.
+    #[arg(long, default_value_t = 3000)]
+    pub users: usize,
+    /// Seed of the generated tenant (same seed, same tenant).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct Target {
+    /// Entra object id (or userPrincipalName) of the user.
+    #[arg(long)]
+    pub user_id: Option<String>,
+    /// HR employeeId of the user (must match exactly one in-scope user).
+    #[arg(long)]
+    pub employee_id: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnrichArgs {
+    #[command(flatten)]
+    pub target: Target,
+    /// Plan and print, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    /// Plan and report, write nothing (overrides ENRICH_DRY_RUN=false).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where HR values come from: `directory` (the users' own synced attributes) or `csv:PATH`.
+    #[arg(long, default_value = "directory")]
+    pub source: String,
+    /// Write at most N users (a canary); the listing stays complete so duplicates are always found.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Report path (JSON); a CSV is written beside it. Default: <state dir>/reports/<run id>.json
+    #[arg(long)]
+    pub report: Option<PathBuf>,
+    /// Show personal emails in the report instead of masking them.
+    #[arg(long)]
+    pub show_pii: bool,
+    /// Start a new run even if an unfinished one exists (default: resume it).
+    #[arg(long)]
+    pub fresh: bool,
+    /// $batch requests in flight.
+    #[arg(long, default_value_t = 4)]
+    pub concurrency: usize,
+    /// Try again the users an earlier run was denied (privileged admins), e.g. after granting the
+    /// app the Privileged Authentication Administrator role.
+    #[arg(long)]
+    pub retry_denied: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The run to roll back (see `entra-enrich runs`).
+    #[arg(long)]
+    pub run: String,
+    /// Print what would be restored, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Errors at the command-line edge.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    App(#[from] AppError),
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Loads and validates the configuration from the process environment.
+pub fn load_config() -> Result<Config, ConfigError> {
+    Config::from_env(&process_env())
+}
+
+async fn context(dry_run: bool) -> Result<(Config, EnrichContext), CliError> {
+    let config = load_config()?;
+    let mut ctx = build_context(&config).await?;
+    ctx.dry_run |= dry_run;
+    Ok((config, ctx))
+}
+
+/// Runs one command.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    match cli.command {
+        Command::Demo(args) => super::demo::run_demo(args.users, args.seed).await,
+        Command::Enrich(args) => {
+            let (_, ctx) = context(args.dry_run).await?;
+            let target = match (args.target.user_id, args.target.employee_id) {
+                (Some(id), _) => UserRef::Id(id),
+                (None, Some(eid)) => UserRef::EmployeeId(eid),
+                (None, None) => {
+                    return Err(CliError::Usage("give --user-id or --employee-id".into()))
+                }
+            };
+            let audit = AuditLog::new(ctx.state.clone(), RunId::new(), "enrich");
+            let result = enrich_user(&ctx, &audit, &target)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result).unwrap_or_default()
+            );
+            if result.is_write() && !result.dry_run {
+                println!("audit run id: {}", audit.run_id());
+            }
+            Ok(())
+        }
+        Command::Backfill(args) => {
+            let (config, mut ctx) = context(args.dry_run).await?;
+            ctx.hr = parse_source(&args.source)?;
+            let options = BackfillOptions {
+                limit: args.limit,
+                concurrency: args.concurrency,
+                time_budget: None,
+                fresh: args.fresh,
+                retry_denied: args.retry_denied,
+            };
+            let progress = TerminalProgress::new();
+            let summary = run_backfill(&ctx, &options, &progress)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let report = report_path(&config, &summary, args.report.as_deref());
+            write_report(&summary, &report, args.show_pii)?;
+            print_backfill_summary(&summary, &report, &config);
+            Ok(())
+        }
+        Command::Rollback(args) => {
+            let run_id =
+                RunId::parse(&args.run).map_err(|e| CliError::Usage(format!("--run: {e}")))?;
+            let (_, ctx) = context(args.dry_run).await?;
+            let summary = run_rollback(&ctx, &run_id)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Watch => {
+            let (config, ctx) = context(false).await?;
+            let summary = run_watch(&ctx, config.time_budget)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&summary).unwrap_or_default()
+            );
+            Ok(())
+        }
+        Command::Runs => {
+            let (_, ctx) = context(false).await?;
+            let keys = ctx
+                .state
+                .list("audit/")
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            if keys.is_empty() {
+                println!("no runs have written anything yet");
+            }
+            for k in keys {
+                let id = k.trim_start_matches("audit/").trim_end_matches(".jsonl");
+                println!("{id}");
+            }
+            Ok(())
+        }
+        Command::Config => {
+            let config = load_config()?;
+            println!("settings are valid");
+            println!("  GRAPH_BASE_URL              {}", config.graph_base_url);
+            println!("  credential                  {}", credential_name(&config));
+            println!("  ENRICH_SCOPE                {}", config.scope);
+            println!(
+                "  ENRICH_OTHERMAILS_SOURCE    {}",
+                config.other_mails_source
+            );
+            println!(
+                "  ENRICH_USAGELOCATION_SOURCE {}",
+                config
+                    .usage_location_source
+                    .as_ref()
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "(unset: usageLocation is never written)".into())
+            );
+            println!(
+                "  ENRICH_OTHERMAILS_MODE      {:?}",
+                config.other_mails_mode
+            );
+            println!("  ENRICH_DRY_RUN              {}", config.dry_run);
+            println!(
+                "  ENRICH_MAX_WRITES_PER_MINUTE {}",
+                config.max_writes_per_minute
+            );
+            Ok(())
+        }
+        Command::Serve => super::azure_functions::serve_from_env()
+            .await
+            .map_err(|e| CliError::Failed(e.to_string())),
+    }
+}
+
+fn credential_name(config: &Config) -> &'static str {
+    match config.credential {
+        crate::config::CredentialSetting::ManagedIdentity { .. } => "managed identity",
+        crate::config::CredentialSetting::WorkloadIdentity => "workload identity",
+        crate::config::CredentialSetting::ClientSecret { .. } => "client secret",
+        crate::config::CredentialSetting::DeveloperTools => "developer tools (Azure CLI, azd)",
+    }
+}
+
+/// `directory` or `csv:PATH`.
+pub fn parse_source(raw: &str) -> Result<HrSource, CliError> {
+    if raw.eq_ignore_ascii_case("directory") {
+        return Ok(HrSource::Directory);
+    }
+    if let Some(path) = raw.strip_prefix("csv:") {
+        let index =
+            load_hr_csv(Path::new(path)).map_err(|e| CliError::Usage(format!("--source: {e}")))?;
+        return Ok(HrSource::Index(Arc::new(index)));
+    }
+    Err(CliError::Usage(
+        "--source must be `directory` or `csv:PATH` (a CSV with employeeId, personalEmail and optionally country columns)".into(),
+    ))
+}
+
+fn report_path(config: &Config, summary: &BackfillSummary, given: Option<&Path>) -> PathBuf {
+    given.map(Path::to_path_buf).unwrap_or_else(|| {
+        let dir = match &config.state {
+            crate::config::StateSetting::Directory(d) => d.clone(),
+            crate::config::StateSetting::Blob(_) => PathBuf::from("."),
+        };
+        dir.join("reports").join(format!("{}.json", summary.run_id))
+    })
+}
+
+/// Writes the JSON report at `path` and the CSV beside it.
+pub fn write_report(
+    summary: &BackfillSummary,
+    path: &Path,
+    show_pii: bool,
+) -> Result<(), CliError> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", parent.display())))?;
+    }
+    std::fs::write(path, render_json(&summary.report, show_pii))
+        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?;
+    let csv = path.with_extension("csv");
+    std::fs::write(&csv, render_csv(&summary.report, show_pii))
+        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", csv.display())))?;
+    Ok(())
+}
+
+/// Prints the end-of-run summary table.
+pub fn print_backfill_summary(summary: &BackfillSummary, report: &Path, config: &Config) {
+    let mode = if summary.dry_run {
+        " (dry run: nothing written)"
+    } else {
+        ""
+    };
+    println!();
+    println!("backfill {}{mode}", summary.run_id);
+    if summary.resumed {
+        println!(
+            "  resumed an interrupted run: {} user(s) it had already written were skipped",
+            summary.already_written
+        );
+    }
+    println!(
+        "  listed {} users, {} in scope, {} written, in {:.1} s",
+        summary.users_listed,
+        summary.users_in_scope,
+        summary.writes,
+        summary.elapsed_ms as f64 / 1000.0
+    );
+    if summary.deferred > 0 {
+        println!(
+            "  {} planned write(s) deferred to the next run",
+            summary.deferred
+        );
+    }
+    println!();
+    print!("{}", summary.outcomes.table());
+    println!();
+    println!(
+        "  report ({} users not updated): {} and {}",
+        summary.report.len(),
+        report.display(),
+        report.with_extension("csv").display()
+    );
+    if !summary.dry_run {
+        if let crate::config::StateSetting::Directory(d) = &config.state {
+            println!(
+                "  audit log: {}",
+                d.join("audit")
+                    .join(format!("{}.jsonl", summary.run_id))
+                    .display()
+            );
+        }
+        println!(
+            "  undo with: entra-enrich rollback --run {}",
+            summary.run_id
+        );
+    }
+}
+
+/// A progress bar on a terminal, silence elsewhere (CI, pipes, the Functions host).
+pub struct TerminalProgress {
+    bar: Option<ProgressBar>,
+}
+
+impl TerminalProgress {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = ProgressBar::new_spinner();
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self { bar }
+    }
+}
+
+impl Default for TerminalProgress {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Progress for TerminalProgress {
+    fn phase(&self, name: &'static str, total: Option<u64>) {
+        let Some(bar) = &self.bar else { return };
+        bar.reset();
+        match total {
+            Some(t) => {
+                bar.set_length(t);
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{msg:>14} [{bar:40.cyan/blue}] {pos}/{len} ({per_sec}, eta {eta})",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+                );
+            }
+            None => {
+                bar.set_style(
+                    ProgressStyle::with_template("{spinner} {msg:>14} {pos} ({per_sec})")
+                        .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+                );
+            }
+        }
+        bar.set_message(name);
+    }
+
+    fn advance(&self, n: u64) {
+        if let Some(bar) = &self.bar {
+            bar.inc(n);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

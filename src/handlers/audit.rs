@@ -1,0 +1,142 @@
+//! The audit log: one JSON line per property written, appended (and flushed) right after Graph accepts
+//! the write. It is what `rollback` reads, and what an auditor asks for.
+//!
+//! The log holds before- and after-values, which include personal emails: it lives in the state store
+//! (a private blob container or the local state directory), never in application logs.
+
+use std::sync::Arc;
+
+use entra_core::{UserPatch, UserRecord};
+use entra_state::StateStore;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::RunId;
+
+/// One written property.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditRecord {
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub run_id: String,
+    pub user_id: String,
+    pub employee_id: Option<String>,
+    /// `otherMails` or `usageLocation`.
+    pub property: String,
+    pub before: Value,
+    pub after: Value,
+    /// What wrote it: `backfill`, `enrich`, `new-hire-watch`, `lcw-joiner`, `rollback`.
+    pub handler: String,
+}
+
+/// Errors reading or writing the audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("audit log: {0}")]
+    Store(#[from] entra_state::StateError),
+    #[error("audit log {key}, line {line}: not an audit record ({reason})")]
+    Corrupt {
+        key: String,
+        line: usize,
+        reason: String,
+    },
+}
+
+/// Appends the audit records of one run.
+#[derive(Clone)]
+pub struct AuditLog {
+    store: Arc<dyn StateStore>,
+    run_id: RunId,
+    handler: &'static str,
+}
+
+/// The state-store key of a run's audit log.
+pub fn audit_key(run_id: &RunId) -> String {
+    format!("audit/{}.jsonl", run_id.as_str())
+}
+
+impl AuditLog {
+    pub fn new(store: Arc<dyn StateStore>, run_id: RunId, handler: &'static str) -> Self {
+        Self {
+            store,
+            run_id,
+            handler,
+        }
+    }
+
+    pub fn run_id(&self) -> &RunId {
+        &self.run_id
+    }
+
+    /// Records every property of `patch`, with its before-value read from `before`.
+    pub async fn record(&self, before: &UserRecord, patch: &UserPatch) -> Result<(), AuditError> {
+        let time = now_rfc3339();
+        let after = serde_json::to_value(patch).unwrap_or(Value::Null);
+        let mut lines = Vec::new();
+        for property in patch.property_names() {
+            let record = AuditRecord {
+                time: time.clone(),
+                run_id: self.run_id.to_string(),
+                user_id: before.id().to_string(),
+                employee_id: before.employee_id().map(str::to_string),
+                property: property.to_string(),
+                before: before
+                    .as_json()
+                    .get(property)
+                    .cloned()
+                    .unwrap_or(Value::Null),
+                after: after.get(property).cloned().unwrap_or(Value::Null),
+                handler: self.handler.to_string(),
+            };
+            let mut line = serde_json::to_vec(&record).unwrap_or_default();
+            line.push(b'\n');
+            lines.extend_from_slice(&line);
+        }
+        if !lines.is_empty() {
+            self.store
+                .append(&audit_key(&self.run_id), lines.into())
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads every record of a run (an empty list when the run wrote nothing).
+pub async fn read_run(
+    store: &dyn StateStore,
+    run_id: &RunId,
+) -> Result<Vec<AuditRecord>, AuditError> {
+    let key = audit_key(run_id);
+    let Some(bytes) = store.read_log(&key).await? else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for (i, line) in bytes.split(|b| *b == b'\n').enumerate() {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        match serde_json::from_slice::<AuditRecord>(line) {
+            Ok(r) => out.push(r),
+            // A line cut short by a crash mid-append is the only expected damage: skip a torn last line.
+            Err(e) if i + 1 == bytes.split(|b| *b == b'\n').count() => {
+                tracing::warn!(key = %key, line = i + 1, error = %e, "ignoring a torn last audit line");
+            }
+            Err(e) => {
+                return Err(AuditError::Corrupt {
+                    key,
+                    line: i + 1,
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3339 UTC now.
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

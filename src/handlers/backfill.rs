@@ -1,0 +1,552 @@
+//! Backfill: reconcile every in-scope user against the HR source.
+//!
+//! 1. Stream the users once (`$select`, 999 a page), plan each in-scope user, and build the `employeeId`
+//!    index that finds ambiguous matches. Only compact plans are kept, not the users.
+//! 2. Refuse every plan whose `employeeId` turned out to be shared (`DuplicateTargetEntries`).
+//! 3. Write within the client-side rate limit, 20 users per `$batch`, a few batches in flight.
+//!
+//! Resumable: the run id lives in `checkpoints/backfill.json` until the run completes, and the run's
+//! audit log says which users were already written, so a killed run (or a timer invocation that ran out
+//! of time) continues with the same run id and never writes a user twice.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use entra_core::{
+    plan_user, EmployeeIdIndex, FieldIssue, Outcome, SourceLookup, UserPatch, UserRecord,
+};
+use entra_graph::GraphError;
+use entra_state::{StateStore, WriteCondition};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::apply::{finish_write, UserResult};
+use super::audit::{now_rfc3339, read_run, AuditError, AuditLog};
+use super::context::HrSource;
+use super::report::{belongs_in_report, ReportRow, Tally};
+use super::{EnrichContext, RunId};
+
+/// The state-store key of the backfill checkpoint.
+pub const CHECKPOINT_KEY: &str = "checkpoints/backfill.json";
+/// The users Graph refused with `Authorization_RequestDenied` (privileged admins): not attempted
+/// again by later backfills until `retry_denied`, so a daily backfill spends no quota on them.
+pub const DENIED_KEY: &str = "checkpoints/denied-users.json";
+/// Graph's `$batch` limit (<https://learn.microsoft.com/graph/json-batching>).
+const BATCH_SIZE: usize = 20;
+
+/// How to run a backfill.
+#[derive(Debug, Clone)]
+pub struct BackfillOptions {
+    /// Write at most this many users (the listing is always complete, so duplicates are always found).
+    pub limit: Option<usize>,
+    /// `$batch` requests in flight at once.
+    pub concurrency: usize,
+    /// Stop starting writes after this long (timer invocations); the next run resumes.
+    pub time_budget: Option<Duration>,
+    /// Ignore an unfinished run and start a new one.
+    pub fresh: bool,
+    /// Try again the users an earlier run was denied (after the app was granted the directory role).
+    pub retry_denied: bool,
+}
+
+impl Default for BackfillOptions {
+    fn default() -> Self {
+        Self {
+            limit: None,
+            concurrency: 4,
+            time_budget: None,
+            fresh: false,
+            retry_denied: false,
+        }
+    }
+}
+
+/// Progress callbacks, so the command line can draw a bar and the handlers stay transport-free.
+pub trait Progress: Send + Sync {
+    /// A new phase starts; `total` when it is known.
+    fn phase(&self, name: &'static str, total: Option<u64>);
+    /// `n` more items done in the current phase.
+    fn advance(&self, n: u64);
+    /// The run is over.
+    fn finish(&self);
+}
+
+/// No progress display.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn phase(&self, _: &'static str, _: Option<u64>) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// What a backfill did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillSummary {
+    pub run_id: RunId,
+    /// True when this run continued an unfinished one.
+    pub resumed: bool,
+    pub dry_run: bool,
+    /// False when the time budget or the limit stopped it before every planned write was done.
+    pub complete: bool,
+    pub users_listed: u64,
+    pub users_in_scope: u64,
+    /// PATCHes Graph accepted in this invocation (each user at most once).
+    pub writes: u64,
+    /// Users skipped because this run had already written them before it was interrupted.
+    pub already_written: u64,
+    /// Planned writes left for the next invocation (time budget or limit).
+    pub deferred: u64,
+    pub outcomes: Tally,
+    pub elapsed_ms: u64,
+    /// Every user not updated, with the reason.
+    #[serde(skip)]
+    pub report: Vec<ReportRow>,
+}
+
+/// Backfill failures that stop the whole run (per-user problems are outcomes, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum BackfillError {
+    #[error("listing users from Graph failed: {0}")]
+    Graph(#[from] GraphError),
+    #[error("state store: {0}")]
+    State(#[from] entra_state::StateError),
+    #[error(transparent)]
+    Audit(#[from] AuditError),
+    #[error("another backfill instance updated the checkpoint at the same time; this one stops to avoid double work")]
+    Conflict,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Checkpoint {
+    run_id: RunId,
+    status: RunStatus,
+    started: String,
+    updated: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+enum RunStatus {
+    Running,
+    Complete,
+}
+
+/// The slice of a user the write phase needs: identity, the before-values, and the plan.
+struct PlannedWrite {
+    user_id: String,
+    upn: Option<String>,
+    employee_id: Option<String>,
+    other_mails: Vec<String>,
+    usage_location: Option<String>,
+    patch: UserPatch,
+    outcome: Outcome,
+    issues: Vec<FieldIssue>,
+}
+
+impl PlannedWrite {
+    /// Rebuilds the minimal user record the audit log and the report need.
+    fn record(&self) -> Option<UserRecord> {
+        UserRecord::from_json(json!({
+            "id": self.user_id,
+            "userPrincipalName": self.upn,
+            "employeeId": self.employee_id,
+            "otherMails": self.other_mails,
+            "usageLocation": self.usage_location,
+        }))
+        .ok()
+    }
+}
+
+/// A user whose plan needs no write, kept until the duplicate check is complete.
+struct Settled {
+    result: UserResult,
+    personal_email: Option<String>,
+}
+
+/// Runs a backfill.
+pub async fn run_backfill(
+    ctx: &EnrichContext,
+    options: &BackfillOptions,
+    progress: &dyn Progress,
+) -> Result<BackfillSummary, BackfillError> {
+    let started = Instant::now();
+    let deadline = options.time_budget.map(|b| started + b);
+
+    // A dry run never touches the checkpoint: it must not interfere with a real run.
+    let (run_id, resumed, etag) = if ctx.dry_run {
+        (RunId::new(), false, None)
+    } else {
+        start_or_resume(ctx.state.as_ref(), options.fresh).await?
+    };
+    let audit = AuditLog::new(ctx.state.clone(), run_id.clone(), "backfill");
+    let already: HashSet<String> = if resumed {
+        read_run(ctx.state.as_ref(), &run_id)
+            .await?
+            .into_iter()
+            .map(|r| r.user_id)
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    if resumed {
+        tracing::info!(run_id = %run_id, users_already_written = already.len(), "resuming an unfinished backfill");
+    }
+
+    // Phase 1: stream, plan, index.
+    progress.phase("reading users", None);
+    let select = ctx.select();
+    let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
+    // No server-side prefilter: out-of-scope users are read too, so the report names them (a full read
+    // of 100,000 users is ~101 requests of 1 resource unit each with $select).
+    let mut pager = ctx.graph.list_users(None, &select_refs, 999);
+    let mut index = EmployeeIdIndex::default();
+    let mut writes: Vec<PlannedWrite> = Vec::new();
+    let mut settled: Vec<Settled> = Vec::new();
+    let mut tally = Tally::default();
+    let mut report = Vec::new();
+    let (mut listed, mut in_scope) = (0u64, 0u64);
+
+    while let Some(page) = pager.next_page().await? {
+        listed += page.len() as u64;
+        progress.advance(page.len() as u64);
+        for json in page {
+            let Ok(user) = UserRecord::from_json(json) else {
+                tracing::warn!("Graph returned a user without an id; skipped");
+                continue;
+            };
+            if !ctx.policy.scope.matches(&user) {
+                let r = UserResult::without_write(&user, Outcome::OutOfScope, Vec::new());
+                tally.add(&r.outcome);
+                report.push(ReportRow::from_result(&r, None));
+                continue;
+            }
+            in_scope += 1;
+            if let Some(eid) = user.employee_id() {
+                index.insert(eid, user.id());
+            }
+            let values;
+            let (lookup, personal_email) = match &ctx.hr {
+                HrSource::Directory => {
+                    values = ctx.sources.values_from_user(&user);
+                    (SourceLookup::Found(&values), values.personal_email.clone())
+                }
+                HrSource::Index(hr) => match user.employee_id() {
+                    Some(eid) => {
+                        let l = hr.lookup(eid);
+                        let email = match &l {
+                            SourceLookup::Found(v) => v.personal_email.clone(),
+                            _ => None,
+                        };
+                        (l, email)
+                    }
+                    None => (SourceLookup::NotFound, None),
+                },
+            };
+            let decision = plan_user(&ctx.policy, &user, lookup, false);
+            match decision.patch {
+                Some(patch) => writes.push(PlannedWrite {
+                    user_id: user.id().to_string(),
+                    upn: user.user_principal_name().map(str::to_string),
+                    employee_id: user.employee_id().map(str::to_string),
+                    other_mails: user.other_mails(),
+                    usage_location: user.usage_location().map(str::to_string),
+                    patch,
+                    outcome: decision.outcome,
+                    issues: decision.issues,
+                }),
+                None => settled.push(Settled {
+                    result: UserResult::without_write(&user, decision.outcome, decision.issues),
+                    personal_email,
+                }),
+            }
+        }
+    }
+
+    // Phase 2: an employeeId shared by several in-scope users is ambiguous: refuse all of them.
+    let is_dup = |eid: &Option<String>| eid.as_deref().is_some_and(|e| index.is_duplicate(e));
+    for s in &mut settled {
+        if is_dup(&s.result.employee_id) {
+            s.result.outcome = Outcome::DuplicateTargetEntries;
+        }
+    }
+    let (dups, mut writes): (Vec<PlannedWrite>, Vec<PlannedWrite>) =
+        writes.into_iter().partition(|w| is_dup(&w.employee_id));
+    for w in dups {
+        if let Some(user) = w.record() {
+            settled.push(Settled {
+                result: UserResult::without_write(
+                    &user,
+                    Outcome::DuplicateTargetEntries,
+                    Vec::new(),
+                ),
+                personal_email: None,
+            });
+        }
+    }
+    for s in settled {
+        tally.add(&s.result.outcome);
+        if belongs_in_report(&s.result) {
+            report.push(ReportRow::from_result(
+                &s.result,
+                s.personal_email.as_deref(),
+            ));
+        }
+    }
+
+    // Users this run already wrote before it was interrupted.
+    let before_resume = writes.len();
+    writes.retain(|w| !already.contains(&w.user_id));
+    let already_written = (before_resume - writes.len()) as u64;
+    for _ in 0..already_written {
+        tally.add(&Outcome::Updated {
+            properties: Vec::new(),
+        });
+    }
+
+    // Users Graph denied before: not attempted again unless asked.
+    let mut denied = load_denied(ctx.state.as_ref()).await?;
+    if !options.retry_denied && !denied.is_empty() {
+        let (skip, keep): (Vec<PlannedWrite>, Vec<PlannedWrite>) = writes
+            .into_iter()
+            .partition(|w| denied.contains(&w.user_id));
+        writes = keep;
+        for w in skip {
+            if let Some(user) = w.record() {
+                let r = UserResult::without_write(
+                    &user,
+                    Outcome::denied_privileged(),
+                    vec![FieldIssue {
+                        field: "otherMails",
+                        reason: "not attempted: denied by an earlier run; rerun with --retry-denied after granting the role".into(),
+                    }],
+                );
+                tally.add(&r.outcome);
+                report.push(ReportRow::from_result(&r, None));
+            }
+        }
+    }
+    let denied_before = denied.len();
+
+    let mut deferred = 0u64;
+    if let Some(limit) = options.limit {
+        if writes.len() > limit {
+            deferred += (writes.len() - limit) as u64;
+            writes.truncate(limit);
+        }
+    }
+
+    // Phase 3: write.
+    let mut written = 0u64;
+    if ctx.dry_run {
+        for w in &writes {
+            tally.add(&w.outcome);
+            if !w.issues.is_empty() {
+                if let Some(user) = w.record() {
+                    let mut r =
+                        UserResult::without_write(&user, w.outcome.clone(), w.issues.clone());
+                    r.dry_run = true;
+                    report.push(ReportRow::from_result(&r, None));
+                }
+            }
+        }
+    } else {
+        progress.phase("writing", Some(writes.len() as u64));
+        let chunks: Vec<Vec<PlannedWrite>> = chunk(writes, BATCH_SIZE);
+        let graph = ctx.graph.clone();
+        let mut in_flight = futures::stream::iter(chunks.into_iter().map(|batch| {
+            let graph = graph.clone();
+            let audit = audit.clone();
+            async move {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return (batch.len() as u64, Vec::new());
+                }
+                let items: Vec<(String, UserPatch)> = batch
+                    .iter()
+                    .map(|w| (w.user_id.clone(), w.patch.clone()))
+                    .collect();
+                let answers = graph.patch_users_batch(&items).await;
+                let mut results = Vec::with_capacity(batch.len());
+                for (w, answer) in batch.into_iter().zip(answers) {
+                    let Some(user) = w.record() else { continue };
+                    let r =
+                        finish_write(&audit, &user, &w.patch, w.outcome, w.issues, answer).await;
+                    results.push(r);
+                }
+                (0, results)
+            }
+        }))
+        .buffer_unordered(options.concurrency.max(1));
+        while let Some((skipped, results)) = in_flight.next().await {
+            deferred += skipped;
+            progress.advance(results.len() as u64);
+            for r in results {
+                match &r.outcome {
+                    Outcome::Updated { .. } => {
+                        written += 1;
+                        denied.remove(&r.user_id);
+                    }
+                    Outcome::Denied { .. } => {
+                        denied.insert(r.user_id.clone());
+                    }
+                    _ => {}
+                }
+                tally.add(&r.outcome);
+                if belongs_in_report(&r) {
+                    report.push(ReportRow::from_result(&r, None));
+                }
+            }
+        }
+    }
+    progress.finish();
+
+    let complete = deferred == 0;
+    if !ctx.dry_run && (denied.len() != denied_before || options.retry_denied) {
+        save_denied(ctx.state.as_ref(), &denied).await?;
+    }
+    if !ctx.dry_run {
+        let status = if complete {
+            RunStatus::Complete
+        } else {
+            RunStatus::Running
+        };
+        save_checkpoint(ctx.state.as_ref(), &run_id, status, etag).await?;
+    }
+
+    Ok(BackfillSummary {
+        run_id,
+        resumed,
+        dry_run: ctx.dry_run,
+        complete,
+        users_listed: listed,
+        users_in_scope: in_scope,
+        writes: written,
+        already_written,
+        deferred,
+        outcomes: tally,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        report,
+    })
+}
+
+async fn load_denied(state: &dyn StateStore) -> Result<HashSet<String>, BackfillError> {
+    Ok(state
+        .get(DENIED_KEY)
+        .await?
+        .and_then(|v| serde_json::from_slice::<Vec<String>>(&v.bytes).ok())
+        .map(|v| v.into_iter().collect())
+        .unwrap_or_default())
+}
+
+async fn save_denied(
+    state: &dyn StateStore,
+    denied: &HashSet<String>,
+) -> Result<(), BackfillError> {
+    let mut ids: Vec<&String> = denied.iter().collect();
+    ids.sort();
+    let bytes = serde_json::to_vec_pretty(&ids).unwrap_or_default();
+    state
+        .put(DENIED_KEY, bytes.into(), WriteCondition::Any)
+        .await?;
+    Ok(())
+}
+
+fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::with_capacity(items.len().div_ceil(size));
+    let mut current = Vec::with_capacity(size);
+    for item in items {
+        current.push(item);
+        if current.len() == size {
+            out.push(std::mem::replace(&mut current, Vec::with_capacity(size)));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+/// Continues the unfinished run named by the checkpoint, or starts a new one (and records it before
+/// any write, so a kill at any point leaves a resumable run).
+async fn start_or_resume(
+    state: &dyn StateStore,
+    fresh: bool,
+) -> Result<(RunId, bool, Option<entra_state::ETag>), BackfillError> {
+    let existing = state.get(CHECKPOINT_KEY).await?;
+    if let Some(v) = &existing {
+        if let Ok(cp) = serde_json::from_slice::<Checkpoint>(&v.bytes) {
+            if cp.status == RunStatus::Running && !fresh {
+                let cp = Checkpoint {
+                    updated: now_rfc3339(),
+                    ..cp
+                };
+                let etag = put(state, &cp, Some(v.etag.clone())).await?;
+                return Ok((cp.run_id, true, Some(etag)));
+            }
+        }
+    }
+    let now = now_rfc3339();
+    let cp = Checkpoint {
+        run_id: RunId::new(),
+        status: RunStatus::Running,
+        started: now.clone(),
+        updated: now,
+    };
+    let etag = put(state, &cp, existing.map(|v| v.etag)).await?;
+    Ok((cp.run_id, false, Some(etag)))
+}
+
+async fn save_checkpoint(
+    state: &dyn StateStore,
+    run_id: &RunId,
+    status: RunStatus,
+    etag: Option<entra_state::ETag>,
+) -> Result<(), BackfillError> {
+    let current = state.get(CHECKPOINT_KEY).await?;
+    let started = current
+        .as_ref()
+        .and_then(|v| serde_json::from_slice::<Checkpoint>(&v.bytes).ok())
+        .map(|c| c.started)
+        .unwrap_or_else(now_rfc3339);
+    let cp = Checkpoint {
+        run_id: run_id.clone(),
+        status,
+        started,
+        updated: now_rfc3339(),
+    };
+    put(state, &cp, etag).await.map(|_| ())
+}
+
+async fn put(
+    state: &dyn StateStore,
+    cp: &Checkpoint,
+    etag: Option<entra_state::ETag>,
+) -> Result<entra_state::ETag, BackfillError> {
+    let bytes = serde_json::to_vec_pretty(cp).unwrap_or_default();
+    let cond = match etag {
+        Some(e) => WriteCondition::IfMatch(e),
+        None => WriteCondition::IfNoneMatch,
+    };
+    match state.put(CHECKPOINT_KEY, bytes.into(), cond).await {
+        Ok(e) => Ok(e),
+        Err(entra_state::StateError::Conflict { .. }) => Err(BackfillError::Conflict),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The run id of an unfinished backfill, if any (for `entra-enrich status`).
+pub async fn unfinished_run(state: &dyn StateStore) -> Result<Option<RunId>, BackfillError> {
+    Ok(state
+        .get(CHECKPOINT_KEY)
+        .await?
+        .and_then(|v| serde_json::from_slice::<Checkpoint>(&v.bytes).ok())
+        .filter(|c| c.status == RunStatus::Running)
+        .map(|c| c.run_id))
+}
+
+/// Shared-ownership wrapper used by the timer adapters.
+pub type SharedProgress = Arc<dyn Progress>;

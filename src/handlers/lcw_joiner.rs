@@ -1,0 +1,299 @@
+//! lcw-joiner: a Lifecycle Workflows joiner custom task extension, relayed by a thin Consumption Logic
+//! App (LCW can only call Logic Apps; see README › Lifecycle Workflows).
+//!
+//! 1. The caller's bearer token is validated in-process (defence in depth behind the function key).
+//!    A failure answers 401 and never reaches Graph.
+//! 2. The callout body is parsed leniently; a malformed body answers 400 naming the field.
+//! 3. A callout already answered (same `taskProcessingResult.id`) is answered again from the record,
+//!    with no Graph call: a replay writes nothing.
+//! 4. The subject is read by object id and enriched by the engine.
+//! 5. `resume` is called with the mapped status:
+//!
+//! | outcome                                      | resume      |
+//! |----------------------------------------------|-------------|
+//! | updated, unchanged                           | `Completed` |
+//! | out of scope (e.g. a cloud-only subject)     | `Completed` (nothing to do is success; the reason says so) |
+//! | denied (privileged admin)                    | `Failed`, the reason carries the fix |
+//! | no matching value, duplicates, missing/invalid source value | `Failed`, with the reason |
+//! | transient failure (throttling, 5xx, timeout) | no resume: answer 503 + `Retry-After`, the relay retries |
+//!
+//! The answer never holds a personal email.
+
+use entra_core::Outcome;
+use entra_lcw::{
+    parse_callout, resume_body, resume_body_without_reasons, resume_path, AuthFailure,
+    CallerValidator, ResumeStatus,
+};
+use entra_state::WriteCondition;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use super::audit::{now_rfc3339, AuditLog};
+use super::enrich::{enrich_user, EnrichError, UserRef};
+use super::{EnrichContext, RunId};
+
+/// The transport-neutral request: what the adapter extracted from the host's payload.
+#[derive(Debug, Clone)]
+pub struct JoinerRequest {
+    /// The `Authorization` header value, if any.
+    pub authorization: Option<String>,
+    /// The callout body (already parsed from a string body, or passed through as JSON).
+    pub body: Result<Value, String>,
+}
+
+/// The transport-neutral answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JoinerResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl JoinerResponse {
+    fn new(status: u16, body: Value) -> Self {
+        Self {
+            status,
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    fn header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_string(), value.into()));
+        self
+    }
+}
+
+/// What was answered for one task processing result, kept for replays.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Answered {
+    outcome: String,
+    resume: ResumeStatusName,
+    reasons: Vec<String>,
+    at: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+enum ResumeStatusName {
+    Completed,
+    Failed,
+}
+
+fn answered_key(task_processing_result_id: &str) -> String {
+    format!("lcw/{task_processing_result_id}.json")
+}
+
+/// Seconds the relay should wait before retrying after a transient failure.
+pub const RETRY_AFTER_SECONDS: u64 = 30;
+
+/// Handles one relayed callout.
+pub async fn handle_callout(
+    ctx: &EnrichContext,
+    validator: Option<&CallerValidator>,
+    request: JoinerRequest,
+) -> JoinerResponse {
+    // 1. Caller.
+    if let Some(v) = validator {
+        if let Err(failure) = v.validate(request.authorization.as_deref()).await {
+            // The signing keys could not be fetched: not the caller's fault, let the relay retry.
+            if failure.is_transient() {
+                return unavailable(&format!("caller check: {}", failure.reason()));
+            }
+            return unauthorized(&failure);
+        }
+    }
+
+    // 2. Body.
+    let body = match request.body {
+        Ok(b) => b,
+        Err(reason) => {
+            return JoinerResponse::new(
+                400,
+                json!({"error": "invalid_body", "field": "body", "message": reason}),
+            )
+        }
+    };
+    let callout = match parse_callout(&body) {
+        Ok(c) => c,
+        Err(e) => {
+            return JoinerResponse::new(
+                400,
+                json!({"error": "invalid_callout", "field": e.field(), "message": e.to_string()}),
+            )
+        }
+    };
+    let tpr_id = callout.task_processing_result_id().to_string();
+    let subject_id = callout.subject_id().to_string();
+
+    // 3. Replay.
+    match ctx.state.get(&answered_key(&tpr_id)).await {
+        Ok(Some(v)) => {
+            if let Ok(a) = serde_json::from_slice::<Answered>(&v.bytes) {
+                tracing::info!(task_processing_result_id = %tpr_id, "replayed callout: answering from the record, no Graph call");
+                return JoinerResponse::new(
+                    200,
+                    json!({
+                        "subjectId": subject_id,
+                        "outcome": a.outcome,
+                        "resume": a.resume,
+                        "reasons": a.reasons,
+                        "replayed": true,
+                    }),
+                );
+            }
+        }
+        Ok(None) => {}
+        Err(e) => return unavailable(&format!("state store: {e}")),
+    }
+
+    // 4. Enrich.
+    let run_id = RunId::new();
+    let audit = AuditLog::new(ctx.state.clone(), run_id.clone(), "lcw-joiner");
+    let result = match enrich_user(ctx, &audit, &UserRef::Id(subject_id.clone())).await {
+        Ok(r) => r,
+        Err(e) if e.is_transient() => return unavailable(&e.to_string()),
+        Err(EnrichError::NotFound) => {
+            // Replication delay right after creation is documented for List/Get users; a later retry may
+            // find the subject. Treated as transient so the relay retries within LCW's timeout.
+            return unavailable("the subject is not readable in Graph yet");
+        }
+        Err(e) => {
+            return resume_and_answer(
+                ctx,
+                &callout,
+                &subject_id,
+                "Failed",
+                ResumeStatus::Failed,
+                vec![e.to_string()],
+            )
+            .await;
+        }
+    };
+    if let Outcome::Failed {
+        transient: true,
+        reason,
+    } = &result.outcome
+    {
+        return unavailable(reason);
+    }
+
+    // 5. Resume.
+    let (status, reasons) = resume_mapping(&result.outcome, &result.issues);
+    resume_and_answer(
+        ctx,
+        &callout,
+        &subject_id,
+        result.outcome.code(),
+        status,
+        reasons,
+    )
+    .await
+}
+
+/// Maps an outcome onto the resume status and its reasons (see the module table).
+pub fn resume_mapping(
+    outcome: &Outcome,
+    issues: &[entra_core::FieldIssue],
+) -> (ResumeStatus, Vec<String>) {
+    let mut reasons = vec![format!("{}: {}", outcome.code(), outcome.describe())];
+    reasons.extend(issues.iter().map(|i| format!("{}: {}", i.field, i.reason)));
+    let status = match outcome {
+        Outcome::Updated { .. } | Outcome::Unchanged | Outcome::OutOfScope => {
+            ResumeStatus::Completed
+        }
+        _ => ResumeStatus::Failed,
+    };
+    (status, reasons)
+}
+
+async fn resume_and_answer(
+    ctx: &EnrichContext,
+    callout: &entra_lcw::Callout,
+    subject_id: &str,
+    outcome_code: &str,
+    status: ResumeStatus,
+    reasons: Vec<String>,
+) -> JoinerResponse {
+    let reasons: Vec<String> = reasons
+        .into_iter()
+        .map(|r| entra_core::pii::mask_emails_in(&r))
+        .collect();
+    let path = resume_path(callout);
+    let body = resume_body(status, &reasons);
+    let status_name = match status {
+        ResumeStatus::Completed => ResumeStatusName::Completed,
+        ResumeStatus::Failed => ResumeStatusName::Failed,
+    };
+    let mut resume_error = None;
+    if !ctx.dry_run {
+        let mut answer = ctx.graph.post_json(&path, &body).await;
+        if matches!(&answer, Err(e) if e.status() == Some(400))
+            && body["data"].get("statusReasons").is_some()
+        {
+            // statusReasons on v1.0 resume is not documented: if Graph refuses it, resume plainly rather
+            // than leave the task to time out.
+            tracing::warn!("resume with statusReasons refused (400); resuming without reasons");
+            answer = ctx
+                .graph
+                .post_json(&path, &resume_body_without_reasons(status))
+                .await;
+        }
+        if let Err(e) = answer {
+            if e.is_transient() {
+                return unavailable(&format!("resume: {e}"));
+            }
+            // A 4xx on resume is terminal (e.g. the task already timed out or was already resumed):
+            // retrying cannot help, so the relay must not retry. Reported in the answer.
+            tracing::warn!(error = %e, "resume refused by Graph");
+            resume_error = Some(e.to_string());
+        }
+    }
+    if !ctx.dry_run && resume_error.is_none() {
+        let record = Answered {
+            outcome: outcome_code.to_string(),
+            resume: status_name,
+            reasons: reasons.clone(),
+            at: now_rfc3339(),
+        };
+        let key = answered_key(callout.task_processing_result_id());
+        if let Err(e) = ctx
+            .state
+            .put(
+                &key,
+                serde_json::to_vec(&record).unwrap_or_default().into(),
+                WriteCondition::Any,
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "could not record the answered callout; a replay will re-plan (and write nothing)");
+        }
+    }
+    JoinerResponse::new(
+        200,
+        json!({
+            "subjectId": subject_id,
+            "outcome": outcome_code,
+            "resume": status_name,
+            "reasons": reasons,
+            "resumeError": resume_error,
+            "dryRun": ctx.dry_run,
+        }),
+    )
+}
+
+fn unauthorized(failure: &AuthFailure) -> JoinerResponse {
+    JoinerResponse::new(
+        401,
+        json!({"error": "unauthorized", "message": failure.reason()}),
+    )
+    .header("WWW-Authenticate", failure.www_authenticate())
+}
+
+fn unavailable(reason: &str) -> JoinerResponse {
+    JoinerResponse::new(
+        503,
+        json!({"error": "temporarily_unavailable", "message": entra_core::pii::mask_emails_in(reason), "retryAfterSeconds": RETRY_AFTER_SECONDS}),
+    )
+    .header("Retry-After", RETRY_AFTER_SECONDS.to_string())
+}

@@ -1,0 +1,136 @@
+//! The backfill report: every user not updated, with the reason, as JSON and CSV, and a summary table.
+//! Personal emails are masked unless the operator asks for them (`--show-pii`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use entra_core::pii::mask_email;
+use entra_core::Outcome;
+use serde::Serialize;
+
+use super::apply::UserResult;
+
+/// One report line.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportRow {
+    pub user_id: String,
+    pub user_principal_name: Option<String>,
+    pub employee_id: Option<String>,
+    /// The provisioning-log code, e.g. `DuplicateTargetEntries`.
+    pub outcome: String,
+    /// The reason, and the fix where there is one.
+    pub detail: String,
+    /// The HR personal email involved, masked unless `--show-pii`.
+    pub personal_email: Option<String>,
+}
+
+impl ReportRow {
+    /// A row for `result`, keeping the personal email (masking happens at rendering).
+    pub fn from_result(result: &UserResult, personal_email: Option<&str>) -> Self {
+        let mut detail = result.outcome.describe();
+        for issue in &result.issues {
+            let _ = write!(detail, "; {}: {}", issue.field, issue.reason);
+        }
+        Self {
+            user_id: result.user_id.clone(),
+            user_principal_name: result.user_principal_name.clone(),
+            employee_id: result.employee_id.clone(),
+            outcome: result.outcome.code().to_string(),
+            detail,
+            personal_email: personal_email.map(str::to_string),
+        }
+    }
+
+    fn shown(&self, show_pii: bool) -> Self {
+        let mut row = self.clone();
+        if !show_pii {
+            row.personal_email = row.personal_email.as_deref().map(mask_email);
+        }
+        row
+    }
+}
+
+/// True when a result belongs in the "not updated" report: anything but a (planned) update without issues
+/// and an unchanged user.
+pub fn belongs_in_report(result: &UserResult) -> bool {
+    match &result.outcome {
+        Outcome::Updated { .. } => !result.issues.is_empty(),
+        Outcome::Unchanged => false,
+        _ => true,
+    }
+}
+
+/// The report as a JSON array.
+pub fn render_json(rows: &[ReportRow], show_pii: bool) -> Vec<u8> {
+    let shown: Vec<ReportRow> = rows.iter().map(|r| r.shown(show_pii)).collect();
+    serde_json::to_vec_pretty(&shown).unwrap_or_default()
+}
+
+/// The report as CSV with a header line.
+pub fn render_csv(rows: &[ReportRow], show_pii: bool) -> Vec<u8> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let _ = w.write_record([
+        "userId",
+        "userPrincipalName",
+        "employeeId",
+        "outcome",
+        "detail",
+        "personalEmail",
+    ]);
+    for r in rows {
+        let r = r.shown(show_pii);
+        let _ = w.write_record([
+            r.user_id.as_str(),
+            r.user_principal_name.as_deref().unwrap_or(""),
+            r.employee_id.as_deref().unwrap_or(""),
+            r.outcome.as_str(),
+            r.detail.as_str(),
+            r.personal_email.as_deref().unwrap_or(""),
+        ]);
+    }
+    w.into_inner().unwrap_or_default()
+}
+
+/// Counts of outcomes by provisioning-log code.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Tally {
+    pub by_outcome: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    pub fn add(&mut self, outcome: &Outcome) {
+        *self
+            .by_outcome
+            .entry(outcome.code().to_string())
+            .or_default() += 1;
+    }
+
+    pub fn get(&self, code: &str) -> u64 {
+        self.by_outcome.get(code).copied().unwrap_or(0)
+    }
+
+    pub fn total(&self) -> u64 {
+        self.by_outcome.values().sum()
+    }
+
+    /// An aligned two-column table for a terminal.
+    pub fn table(&self) -> String {
+        let width = self
+            .by_outcome
+            .keys()
+            .map(String::len)
+            .max()
+            .unwrap_or(7)
+            .max("outcome".len());
+        let mut out = String::new();
+        let _ = writeln!(out, "  {:<width$}  {:>8}", "outcome", "users");
+        let _ = writeln!(out, "  {:-<width$}  {:->8}", "", "");
+        for (code, n) in &self.by_outcome {
+            let _ = writeln!(out, "  {code:<width$}  {n:>8}");
+        }
+        let _ = writeln!(out, "  {:-<width$}  {:->8}", "", "");
+        let _ = writeln!(out, "  {:<width$}  {:>8}", "total", self.total());
+        out
+    }
+}

@@ -1,0 +1,157 @@
+//! Shared test harness: a sandbox tenant on loopback, the real managed-identity credential pointed
+//! at it, and a handler context built by the same code the binary uses.
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use azure_core::credentials::TokenCredential;
+use entra_enrich::app::{build_graph, build_state, context_from_parts};
+use entra_enrich::config::{Config, Env};
+use entra_enrich::handlers::EnrichContext;
+use entra_sandbox::{Sandbox, SandboxOptions};
+use serde_json::Value;
+
+/// `ManagedIdentityCredential` reads `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` from the process
+/// environment when it is built; tests build credentials one at a time under this lock.
+static ENV_LOCK: Mutex<()> = Mutex::new(());
+
+/// The real `azure_identity::ManagedIdentityCredential`, aimed at the sandbox's App Service
+/// managed-identity endpoint, exactly as the Functions platform would aim it at Azure's.
+pub fn managed_identity(sandbox: &Sandbox) -> Arc<dyn TokenCredential> {
+    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    std::env::set_var("IDENTITY_ENDPOINT", sandbox.identity_endpoint());
+    std::env::set_var("IDENTITY_HEADER", sandbox.identity_header());
+    let cred = entra_graph::credential::build_credential(
+        entra_graph::credential::CredentialChoice::ManagedIdentity { client_id: None },
+        entra_graph::credential::CredentialOptions::default(),
+    )
+    .expect("managed identity credential");
+    // The header is read again when a token is requested; every sandbox uses the same default
+    // header, so the variable stays set.
+    cred
+}
+
+/// The settings a test runs with: the sandbox as Graph, a temporary state directory.
+pub fn env_for(sandbox: &Sandbox, state_dir: &std::path::Path, extra: &[(&str, &str)]) -> Env {
+    let mut env: Env = [
+        ("GRAPH_BASE_URL", sandbox.graph_base_url()),
+        ("IDENTITY_ENDPOINT", sandbox.identity_endpoint()),
+        ("IDENTITY_HEADER", sandbox.identity_header()),
+        ("ENRICH_STATE_DIR", state_dir.display().to_string()),
+        (
+            "ENRICH_USAGELOCATION_SOURCE",
+            "onPremisesExtensionAttributes.extensionAttribute2".to_string(),
+        ),
+        // Tests are not about the client-side rate: let it be fast unless a test says otherwise.
+        ("ENRICH_MAX_WRITES_PER_MINUTE", "600000".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    env
+}
+
+pub struct Harness {
+    pub sandbox: Sandbox,
+    pub state_dir: tempfile::TempDir,
+    pub config: Config,
+    pub ctx: EnrichContext,
+    /// Every user as the tenant held it before the test did anything.
+    pub before: BTreeMap<String, Value>,
+}
+
+impl Harness {
+    pub async fn start(options: SandboxOptions, extra: &[(&str, &str)]) -> Harness {
+        let sandbox = Sandbox::start(options).await.expect("sandbox starts");
+        let state_dir = tempfile::tempdir().expect("tempdir");
+        let env = env_for(&sandbox, state_dir.path(), extra);
+        let config = Config::from_env(&env).expect("valid test settings");
+        let credential = managed_identity(&sandbox);
+        let graph = build_graph(&config, credential.clone()).expect("graph client");
+        let state = build_state(&config, credential).expect("state store");
+        let ctx = context_from_parts(&config, graph, state);
+        let before = snapshot(&sandbox);
+        Harness {
+            sandbox,
+            state_dir,
+            config,
+            ctx,
+            before,
+        }
+    }
+
+    /// A second context on the same tenant and state (e.g. a new process after a kill).
+    pub fn context(&self) -> EnrichContext {
+        let credential = managed_identity(&self.sandbox);
+        let graph = build_graph(&self.config, credential.clone()).expect("graph client");
+        let state = build_state(&self.config, credential).expect("state store");
+        context_from_parts(&self.config, graph, state)
+    }
+}
+
+/// Every user of the tenant, by id.
+pub fn snapshot(sandbox: &Sandbox) -> BTreeMap<String, Value> {
+    sandbox
+        .user_ids()
+        .into_iter()
+        .filter_map(|id| sandbox.user(&id).map(|u| (id, u)))
+        .collect()
+}
+
+pub fn is_hybrid(user: &Value) -> bool {
+    user["onPremisesSyncEnabled"] == Value::Bool(true)
+}
+
+pub fn personal_email(user: &Value) -> Option<String> {
+    user["onPremisesExtensionAttributes"]["extensionAttribute1"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// employeeIds shared by more than one hybrid user (case-insensitive), from a snapshot.
+pub fn duplicate_employee_ids(users: &BTreeMap<String, Value>) -> HashSet<String> {
+    let mut count: HashMap<String, usize> = HashMap::new();
+    for u in users.values().filter(|u| is_hybrid(u)) {
+        if let Some(e) = u["employeeId"]
+            .as_str()
+            .map(|e| e.trim().to_ascii_lowercase())
+        {
+            if !e.is_empty() {
+                *count.entry(e).or_default() += 1;
+            }
+        }
+    }
+    count
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(e, _)| e)
+        .collect()
+}
+
+/// The PATCH requests the sandbox saw (top-level and `$batch` items): (user id, body, status).
+pub fn patches(sandbox: &Sandbox) -> Vec<(String, Value, u16)> {
+    sandbox
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PATCH" && r.path.starts_with("/v1.0/users/"))
+        .map(|r| {
+            let id = r.path.trim_start_matches("/v1.0/users/").to_string();
+            let body = r
+                .body
+                .as_deref()
+                .and_then(|b| serde_json::from_str(b).ok())
+                .unwrap_or(Value::Null);
+            (id, body, r.status)
+        })
+        .collect()
+}
+
+/// otherMails and usageLocation of a user, for before/after comparisons.
+pub fn written_fields(user: &Value) -> (Value, Value) {
+    (user["otherMails"].clone(), user["usageLocation"].clone())
+}
