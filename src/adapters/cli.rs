@@ -353,7 +353,7 @@ pub fn print_backfill_summary(summary: &BackfillSummary, report: &Path, config: 
         report.display(),
         report.with_extension("csv").display()
     );
-    if !summary.dry_run {
+    if !summary.dry_run && summary.writes > 0 {
         if let crate::config::StateSetting::Directory(d) = &config.state {
             println!(
                 "  audit log: {}",

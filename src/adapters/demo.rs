@@ -89,7 +89,8 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
     let c = sandbox.counters();
     println!();
     println!("== what the sandbox tenant saw ==");
-    println!("  PATCH /users accepted : {}", c.patches);
+    println!("  PATCH /users received : {}", c.patches);
+    println!("  PATCH /users applied  : {}", c.effective_patches);
     println!("  429 throttled answers : {}", c.throttled);
     println!("  POST /users (creates) : {}", c.creates);
     println!("  DELETE /users         : {}", c.deletes);

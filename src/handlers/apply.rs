@@ -101,7 +101,12 @@ pub async fn finish_write(
         }
         Err(e) => {
             let outcome = outcome_for_write_error(&e);
-            tracing::warn!(user_id = %user.id(), code = outcome.code(), error = %e, "write not applied");
+            if matches!(outcome, Outcome::Denied { .. }) {
+                // Expected for privileged admins; reported with the fix, not worth a warning each.
+                tracing::debug!(user_id = %user.id(), error = %e, "write denied");
+            } else {
+                tracing::warn!(user_id = %user.id(), code = outcome.code(), error = %e, "write not applied");
+            }
             UserResult::without_write(user, outcome, issues)
         }
     }

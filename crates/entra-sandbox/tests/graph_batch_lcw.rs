@@ -111,13 +111,13 @@ async fn batch_items_are_throttled_individually() {
 
 #[tokio::test]
 async fn batch_items_hit_the_real_write_quota() {
-    // > 500 users → 8,000 RU / 10 s; write quota 3,000 / 150 s; time_scale 20 → 7.5 s window.
+    // > 500 users → 8,000 RU / 10 s; write quota 3,000 / 150 s; time_scale 12 → 12.5 s window.
     let env = start(SandboxOptions {
         tenant: TenantSource::Generated {
             users: 600,
             seed: 1,
         },
-        time_scale: 20.0,
+        time_scale: 12.0,
         ..Default::default()
     })
     .await;
@@ -157,7 +157,7 @@ async fn batch_items_hit_the_real_write_quota() {
         .as_str()
         .and_then(|s| s.parse().ok())
         .expect("retry-after");
-    assert!(ra > 0.0 && ra <= 7.5, "{ra}");
+    assert!(ra > 0.0 && ra <= 12.5, "{ra}");
 }
 
 #[tokio::test]

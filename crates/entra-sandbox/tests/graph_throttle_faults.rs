@@ -18,9 +18,9 @@ fn fixture_opts() -> SandboxOptions {
 
 #[tokio::test]
 async fn write_quota_429_with_headers_then_recovers() {
-    // time_scale 20: 150 s → 7.5 s write window; the fixture has < 50 users (3,500 RU / 0.5 s).
+    // time_scale 12: 150 s → 12.5 s write window; the fixture has < 50 users (3,500 RU / 0.83 s).
     let env = start(SandboxOptions {
-        time_scale: 20.0,
+        time_scale: 12.0,
         ..fixture_opts()
     })
     .await;
@@ -61,7 +61,7 @@ async fn write_quota_429_with_headers_then_recovers() {
         .header("retry-after")
         .and_then(|s| s.parse().ok())
         .expect("Retry-After");
-    assert!(ra > 0.0 && ra <= 7.5, "{ra}");
+    assert!(ra > 0.0 && ra <= 12.5, "{ra}");
     assert_eq!(
         env.sb.user(U4).expect("u")["usageLocation"],
         Value::Null,
@@ -87,9 +87,9 @@ async fn write_quota_429_with_headers_then_recovers() {
 
 #[tokio::test]
 async fn resource_unit_quota_small_tenant() {
-    // < 50 users: 3,500 RU per 10 s (time_scale 2 → 5 s). GET /users costs 2 RU: the 1,751st is refused.
+    // < 50 users: 3,500 RU per 10 s (real time). GET /users costs 2 RU: the 1,751st is refused.
     let env = start(SandboxOptions {
-        time_scale: 2.0,
+        time_scale: 1.0,
         ..fixture_opts()
     })
     .await;

@@ -1,0 +1,101 @@
+//! A backfill killed with SIGKILL mid-way resumes with the same run id and writes no user twice.
+//! Runs the real binary against a sandbox tenant on loopback.
+
+mod support;
+
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use entra_sandbox::{FaultAction, FaultRule, FaultTrigger, Sandbox, SandboxOptions};
+use support::patches;
+
+fn backfill_command(sandbox: &Sandbox, state_dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_entra-enrich"));
+    cmd.args(["backfill", "--concurrency", "1"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GRAPH_BASE_URL", sandbox.graph_base_url())
+        .env("IDENTITY_ENDPOINT", sandbox.identity_endpoint())
+        .env("IDENTITY_HEADER", sandbox.identity_header())
+        .env("ENRICH_STATE_DIR", state_dir)
+        .env(
+            "ENRICH_USAGELOCATION_SOURCE",
+            "onPremisesExtensionAttributes.extensionAttribute2",
+        )
+        .env("ENRICH_MAX_WRITES_PER_MINUTE", "600000")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfill_killed_mid_way_resumes_without_repeating_a_write() {
+    // Each $batch takes 100 ms, so the run lasts seconds and the kill lands in the middle of it.
+    let sandbox = Sandbox::start(SandboxOptions {
+        users: 1500,
+        seed: 77,
+        faults: vec![FaultRule::new(
+            "POST /v1.0/$batch",
+            FaultTrigger::EveryNth(1),
+            FaultAction::Latency(Duration::from_millis(100)),
+        )],
+        ..SandboxOptions::default()
+    })
+    .await
+    .expect("sandbox");
+    let state = tempfile::tempdir().expect("tempdir");
+
+    let mut first = backfill_command(&sandbox, state.path())
+        .spawn()
+        .expect("spawn backfill");
+    let started = Instant::now();
+    loop {
+        if sandbox.counters().effective_patches >= 200 {
+            break;
+        }
+        if let Ok(Some(status)) = first.try_wait() {
+            panic!("the first backfill ended before it could be killed: {status}");
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill().expect("SIGKILL");
+    let _ = first.wait();
+    let written_before_kill = sandbox.counters().effective_patches;
+
+    let second = tokio::task::spawn_blocking({
+        let mut cmd = backfill_command(&sandbox, state.path());
+        move || cmd.output()
+    })
+    .await
+    .expect("join")
+    .expect("second backfill runs");
+    let stdout = String::from_utf8_lossy(&second.stdout);
+    assert!(
+        second.status.success(),
+        "second run failed: {stdout}\n{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    assert!(stdout.contains("resumed an interrupted run"), "{stdout}");
+
+    let mut per_user: HashMap<String, usize> = HashMap::new();
+    for (id, _, status) in patches(&sandbox) {
+        if (200..300).contains(&status) {
+            *per_user.entry(id).or_default() += 1;
+        }
+    }
+    let repeated: Vec<_> = per_user.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(repeated.is_empty(), "users written twice: {repeated:?}");
+    assert!(
+        sandbox.counters().effective_patches > written_before_kill,
+        "the resumed run wrote the rest"
+    );
+
+    // And the job is done: a third run has nothing to write.
+    let third = backfill_command(&sandbox, state.path())
+        .output()
+        .expect("third run");
+    let stdout = String::from_utf8_lossy(&third.stdout);
+    assert!(stdout.contains(" 0 written"), "{stdout}");
+}
