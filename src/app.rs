@@ -59,7 +59,7 @@ pub async fn build_credential(config: &Config) -> Result<Arc<dyn TokenCredential
             CredentialChoice::ClientSecret {
                 tenant_id: tenant_id.clone(),
                 client_id: client_id.clone(),
-                secret: value.into(),
+                secret: value,
             }
         }
     };

@@ -103,6 +103,9 @@ pub struct BackfillArgs {
     /// $batch requests in flight.
     #[arg(long, default_value_t = 4)]
     pub concurrency: usize,
+    /// Print the summary as one JSON object on stdout instead of the table (for scripts).
+    #[arg(long)]
+    pub json: bool,
     /// Try again the users an earlier run was denied (privileged admins), e.g. after granting the
     /// app the Privileged Authentication Administrator role.
     #[arg(long)]
@@ -186,7 +189,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             let report = report_path(&config, &summary, args.report.as_deref());
             write_report(&summary, &report, args.show_pii)?;
-            print_backfill_summary(&summary, &report, &config);
+            if args.json {
+                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+            } else {
+                print_backfill_summary(&summary, &report, &config);
+            }
             Ok(())
         }
         Command::Rollback(args) => {

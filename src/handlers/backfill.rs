@@ -102,6 +102,8 @@ pub struct BackfillSummary {
     pub deferred: u64,
     pub outcomes: Tally,
     pub elapsed_ms: u64,
+    /// Duration of the write phase alone (what the write rate is measured against).
+    pub write_ms: u64,
     /// Every user not updated, with the reason.
     #[serde(skip)]
     pub report: Vec<ReportRow>,
@@ -341,6 +343,7 @@ pub async fn run_backfill(
     }
 
     // Phase 3: write.
+    let write_started = Instant::now();
     let mut written = 0u64;
     if ctx.dry_run {
         for w in &writes {
@@ -429,6 +432,7 @@ pub async fn run_backfill(
         deferred,
         outcomes: tally,
         elapsed_ms: started.elapsed().as_millis() as u64,
+        write_ms: write_started.elapsed().as_millis() as u64,
         report,
     })
 }
