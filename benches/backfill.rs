@@ -6,7 +6,7 @@
 //! 429s, redundant writes (must be 0), the child's peak RSS (`VmHWM`, target ≤ 64 MB).
 //!
 //! `cargo bench --bench backfill` (env: `BENCH_USERS`, default 100000; `BENCH_TIME_SCALE`, default
-//! 100; `BENCH_SEED`, default 7). Writes `target/bench-reports/backfill.json`; exits non-zero when a
+//! 100; `BENCH_SEED`, default 7; `BENCH_STATE_DIR`, parent of the temporary state directory). Writes `target/bench-reports/backfill.json`; exits non-zero when a
 //! target is missed, after printing the numbers.
 
 use std::collections::HashMap;
@@ -180,7 +180,12 @@ fn main() {
         }))
         .expect("start the sandbox");
     let setup_s = bench_start.elapsed().as_secs_f64();
-    let dir = tempfile::tempdir().expect("create a temporary state directory");
+    // BENCH_STATE_DIR: where the temporary state directory goes (default: the system temp dir).
+    let dir = match std::env::var_os("BENCH_STATE_DIR") {
+        Some(parent) => tempfile::tempdir_in(parent),
+        None => tempfile::tempdir(),
+    }
+    .expect("create a temporary state directory");
     println!(
         "backfill bench: {users} users (seed {seed}), time_scale {time_scale}, \
          ENRICH_MAX_WRITES_PER_MINUTE={per_minute}, sandbox setup {setup_s:.2} s"

@@ -33,6 +33,8 @@ pub const CHECKPOINT_KEY: &str = "checkpoints/backfill.json";
 /// The users Graph refused with `Authorization_RequestDenied` (privileged admins): not attempted
 /// again by later backfills until `retry_denied`, so a daily backfill spends no quota on them.
 pub const DENIED_KEY: &str = "checkpoints/denied-users.json";
+/// Rounds of writes in one run: the first, then retries of users whose write failed transiently.
+const TRANSIENT_ROUNDS: u32 = 4;
 /// Graph's `$batch` limit (<https://learn.microsoft.com/graph/json-batching>).
 const BATCH_SIZE: usize = 20;
 
@@ -359,50 +361,71 @@ pub async fn run_backfill(
         }
     } else {
         progress.phase("writing", Some(writes.len() as u64));
-        let chunks: Vec<Vec<PlannedWrite>> = chunk(writes, BATCH_SIZE);
-        let graph = ctx.graph.clone();
-        let mut in_flight = futures::stream::iter(chunks.into_iter().map(|batch| {
-            let graph = graph.clone();
-            let audit = audit.clone();
-            async move {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return (batch.len() as u64, Vec::new());
-                }
-                let items: Vec<(String, UserPatch)> = batch
-                    .iter()
-                    .map(|w| (w.user_id.clone(), w.patch.clone()))
-                    .collect();
-                let answers = graph.patch_users_batch(&items).await;
-                let mut results = Vec::with_capacity(batch.len());
-                for (w, answer) in batch.into_iter().zip(answers) {
-                    let Some(user) = w.record() else { continue };
-                    let r =
-                        finish_write(&audit, &user, &w.patch, w.outcome, w.issues, answer).await;
-                    results.push(r);
-                }
-                (0, results)
-            }
-        }))
-        .buffer_unordered(options.concurrency.max(1));
-        while let Some((skipped, results)) = in_flight.next().await {
-            deferred += skipped;
-            progress.advance(results.len() as u64);
-            for r in results {
-                match &r.outcome {
-                    Outcome::Updated { .. } => {
-                        written += 1;
-                        denied.remove(&r.user_id);
+        // Transient failures (throttling storms, 5xx) that outlast the client's own retries get
+        // further rounds, so a storm delays writes but does not lose them.
+        let mut pending = writes;
+        for round in 1..=TRANSIENT_ROUNDS {
+            let last = round == TRANSIENT_ROUNDS;
+            let chunks: Vec<Vec<PlannedWrite>> = chunk(std::mem::take(&mut pending), BATCH_SIZE);
+            let graph = ctx.graph.clone();
+            let mut in_flight = futures::stream::iter(chunks.into_iter().map(|batch| {
+                let graph = graph.clone();
+                let audit = audit.clone();
+                async move {
+                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                        return (batch.len() as u64, Vec::new(), Vec::new());
                     }
-                    Outcome::Denied { .. } => {
-                        denied.insert(r.user_id.clone());
+                    let items: Vec<(String, UserPatch)> = batch
+                        .iter()
+                        .map(|w| (w.user_id.clone(), w.patch.clone()))
+                        .collect();
+                    let answers = graph.patch_users_batch(&items).await;
+                    let mut results = Vec::with_capacity(batch.len());
+                    let mut again = Vec::new();
+                    for (w, answer) in batch.into_iter().zip(answers) {
+                        if !last && matches!(&answer, Err(e) if e.is_transient()) {
+                            again.push(w);
+                            continue;
+                        }
+                        let Some(user) = w.record() else { continue };
+                        let r = finish_write(&audit, &user, &w.patch, w.outcome, w.issues, answer)
+                            .await;
+                        results.push(r);
                     }
-                    _ => {}
+                    (0, results, again)
                 }
-                tally.add(&r.outcome);
-                if belongs_in_report(&r) {
-                    report.push(ReportRow::from_result(&r, None));
+            }))
+            .buffer_unordered(options.concurrency.max(1));
+            while let Some((skipped, results, again)) = in_flight.next().await {
+                deferred += skipped;
+                pending.extend(again);
+                progress.advance(results.len() as u64);
+                for r in results {
+                    match &r.outcome {
+                        Outcome::Updated { .. } => {
+                            written += 1;
+                            denied.remove(&r.user_id);
+                        }
+                        Outcome::Denied { .. } => {
+                            denied.insert(r.user_id.clone());
+                        }
+                        _ => {}
+                    }
+                    tally.add(&r.outcome);
+                    if belongs_in_report(&r) {
+                        report.push(ReportRow::from_result(&r, None));
+                    }
                 }
             }
+            if pending.is_empty() {
+                break;
+            }
+            tracing::info!(
+                round,
+                users = pending.len(),
+                "retrying writes that failed transiently"
+            );
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(round))).await;
         }
     }
     progress.finish();
