@@ -672,3 +672,87 @@ async fn an_expired_delta_token_starts_a_new_round() {
         .expect("user");
     assert_eq!(u["otherMails"], json!(["private.hire7@mail.example"]));
 }
+
+#[tokio::test]
+async fn health_names_every_invalid_setting_without_echoing_values() {
+    let env: entra_enrich::config::Env = [
+        ("ENRICH_MAX_WRITES_PER_MINUTE", "5000"),
+        ("ENRICH_CREDENTIAL", "client-secret"),
+        ("AZURE_CLIENT_SECRET", "s3cr3t-do-not-show"),
+        ("ENRICH_OTHERMAILS_MODE", "sometimes"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let app = Arc::new(EnrichFunctions::from_env(env));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = functions_custom_handler::serve(listener, app).await;
+    });
+    let payload: Value =
+        serde_json::from_str(include_str!("fixtures/functions/http-health-get.json"))
+            .expect("fixture");
+    let answer: Value = reqwest::Client::new()
+        .post(format!("{url}/health"))
+        .header(
+            "X-Azure-Functions-InvocationId",
+            "0d9e8f7a-0000-4000-8000-000000000001",
+        )
+        .json(&payload)
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("json");
+    let (status, body, _) = res(&answer);
+    assert_eq!(status, 200);
+    assert_eq!(body["config"]["valid"], false, "{body}");
+    let settings: Vec<&str> = body["config"]["problems"]
+        .as_array()
+        .expect("problems")
+        .iter()
+        .filter_map(|p| p["setting"].as_str())
+        .collect();
+    for s in [
+        "ENRICH_MAX_WRITES_PER_MINUTE",
+        "ENRICH_OTHERMAILS_MODE",
+        "ENRICH_CREDENTIAL",
+    ] {
+        assert!(settings.contains(&s), "{s} not named: {settings:?}");
+    }
+    assert!(!answer.to_string().contains("s3cr3t-do-not-show"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backfill_timer_runs_the_backfill_and_stores_its_report() {
+    let (mut host, _azurite) = host_with_blob_state(tenant()).await;
+    let payload: Value = serde_json::from_str(include_str!(
+        "fixtures/functions/timer-backfill-status-populated.json"
+    ))
+    .expect("fixture");
+    let answer = host.invoke("backfill", payload.clone()).await;
+    let summary = &answer["ReturnValue"];
+    assert_eq!(summary["complete"], true, "{answer}");
+    assert!(
+        summary["writes"].as_u64().is_some_and(|w| w > 0),
+        "{answer}"
+    );
+    let run_id = summary["runId"].as_str().expect("runId");
+    let report = host
+        .h
+        .ctx
+        .state
+        .get(&format!("reports/{run_id}.json"))
+        .await
+        .expect("state")
+        .expect("the report is stored beside the checkpoints");
+    let rows: Value = serde_json::from_slice(&report.bytes).expect("report JSON");
+    assert!(rows.as_array().is_some_and(|r| !r.is_empty()));
+    // The next tick has nothing left to write.
+    let again = host.invoke("backfill", payload).await;
+    assert_eq!(again["ReturnValue"]["writes"], 0, "{again}");
+}

@@ -78,22 +78,32 @@ impl EnrichFunctions {
             .clone()
     }
 
-    fn health(&self, ready: Option<&Result<Arc<Ready>, String>>) -> InvokeResponse {
-        let config = match Config::from_env(&self.env) {
-            _ if ready.is_some_and(|r| r.is_ok()) => json!({"valid": true, "problems": []}),
-            Ok(_) => json!({"valid": true, "problems": []}),
-            Err(e) => json!({
-                "valid": false,
-                "problems": e.problems.iter().map(|p| json!({"setting": p.setting, "problem": p.problem, "fix": p.fix})).collect::<Vec<_>>(),
-            }),
+    /// Version, functions and settings validity. Problems name the setting and the fix; values are
+    /// never shown.
+    fn health(&self) -> InvokeResponse {
+        let ready = self.ready.get();
+        let problems: Vec<Value> = match ready {
+            // Built from validated parts (or already initialised): the settings are valid.
+            Some(Ok(_)) => Vec::new(),
+            _ => match Config::from_env(&self.env) {
+                Ok(_) => Vec::new(),
+                Err(e) => e
+                    .problems
+                    .iter()
+                    .map(|p| json!({"setting": p.setting, "problem": p.problem, "fix": p.fix}))
+                    .collect(),
+            },
         };
+        let init_error = ready
+            .and_then(|r| r.as_ref().err())
+            .map(|e| e.lines().next().unwrap_or_default().to_string());
         let body = json!({
             "name": "entra-enrich",
             "version": env!("CARGO_PKG_VERSION"),
             "functions": FUNCTIONS,
-            "config": config,
+            "config": {"valid": problems.is_empty(), "problems": problems},
             "initialized": ready.is_some(),
-            "initError": ready.and_then(|r| r.as_ref().err()).map(|e| e.lines().next().unwrap_or("").to_string()),
+            "initError": init_error,
         });
         InvokeResponse::http("res", HttpOutput::json(200, &body))
     }
@@ -103,7 +113,7 @@ impl EnrichFunctions {
 impl FunctionApp for EnrichFunctions {
     async fn invoke(&self, function_name: &str, invocation: Invocation) -> InvokeResponse {
         match function_name {
-            "health" => self.health(self.ready.get()),
+            "health" => self.health(),
             "lcw-joiner" => {
                 let req = match invocation.request.http_trigger("req") {
                     Ok(r) => r,
