@@ -71,7 +71,33 @@ impl AuditLog {
 
     /// Records every property of `patch`, with its before-value read from `before`.
     pub async fn record(&self, before: &UserRecord, patch: &UserPatch) -> Result<(), AuditError> {
+        let lines = self.lines(before, patch, &now_rfc3339());
+        if !lines.is_empty() {
+            self.store
+                .append(&audit_key(&self.run_id), lines.into())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Records several users' writes in one append (one flush): what a `$batch` wrote.
+    pub async fn record_many(&self, writes: &[(UserRecord, UserPatch)]) -> Result<(), AuditError> {
         let time = now_rfc3339();
+        let mut lines = Vec::new();
+        for (before, patch) in writes {
+            lines.extend(self.lines(before, patch, &time));
+        }
+        if !lines.is_empty() {
+            self.store
+                .append(&audit_key(&self.run_id), lines.into())
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The JSON lines for one user's write.
+    fn lines(&self, before: &UserRecord, patch: &UserPatch, time: &str) -> Vec<u8> {
+        let time = time.to_string();
         let after = serde_json::to_value(patch).unwrap_or(Value::Null);
         let mut lines = Vec::new();
         for property in patch.property_names() {
@@ -93,12 +119,7 @@ impl AuditLog {
             line.push(b'\n');
             lines.extend_from_slice(&line);
         }
-        if !lines.is_empty() {
-            self.store
-                .append(&audit_key(&self.run_id), lines.into())
-                .await?;
-        }
-        Ok(())
+        lines
     }
 }
 

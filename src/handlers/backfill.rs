@@ -22,7 +22,7 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::apply::{finish_write, UserResult};
+use super::apply::{outcome_for_write_error, UserResult};
 use super::audit::{now_rfc3339, read_run, AuditError, AuditLog};
 use super::context::HrSource;
 use super::report::{belongs_in_report, ReportRow, Tally};
@@ -166,10 +166,182 @@ impl PlannedWrite {
     }
 }
 
-/// A user whose plan needs no write, kept until the duplicate check is complete.
-struct Settled {
-    result: UserResult,
-    personal_email: Option<String>,
+/// What one `$batch` came back with.
+struct BatchDone {
+    results: Vec<UserResult>,
+    /// Writes that failed transiently, for a later round.
+    again: Vec<PlannedWrite>,
+}
+
+/// Counts and report rows of a run, filled as users are settled.
+#[derive(Default)]
+struct Totals {
+    tally: Tally,
+    report: Vec<ReportRow>,
+    written: u64,
+    deferred: u64,
+    already_written: u64,
+}
+
+impl Totals {
+    fn settle(&mut self, result: &UserResult, personal_email: Option<&str>) {
+        self.tally.add(&result.outcome);
+        if belongs_in_report(result) {
+            self.report
+                .push(ReportRow::from_result(result, personal_email));
+        }
+    }
+}
+
+/// Writes planned users 20 to a `$batch`, a few batches in flight, while the listing goes on: the run
+/// holds only the batches in flight, never the whole population.
+struct WritePipeline {
+    graph: entra_graph::GraphClient,
+    audit: AuditLog,
+    concurrency: usize,
+    batch: Vec<PlannedWrite>,
+    in_flight: futures::stream::FuturesUnordered<
+        std::pin::Pin<Box<dyn std::future::Future<Output = BatchDone> + Send>>,
+    >,
+    retry: Vec<PlannedWrite>,
+    last_round: bool,
+}
+
+impl WritePipeline {
+    fn new(ctx: &EnrichContext, audit: AuditLog, concurrency: usize) -> Self {
+        Self {
+            graph: ctx.graph.clone(),
+            audit,
+            concurrency: concurrency.max(1),
+            batch: Vec::with_capacity(BATCH_SIZE),
+            in_flight: futures::stream::FuturesUnordered::new(),
+            retry: Vec::new(),
+            last_round: false,
+        }
+    }
+
+    async fn push(
+        &mut self,
+        write: PlannedWrite,
+        totals: &mut Totals,
+        denied: &mut HashSet<String>,
+        progress: &dyn Progress,
+    ) {
+        self.batch.push(write);
+        if self.batch.len() == BATCH_SIZE {
+            self.send(totals, denied, progress).await;
+        }
+    }
+
+    async fn send(
+        &mut self,
+        totals: &mut Totals,
+        denied: &mut HashSet<String>,
+        progress: &dyn Progress,
+    ) {
+        if self.batch.is_empty() {
+            return;
+        }
+        while self.in_flight.len() >= self.concurrency {
+            self.collect_one(totals, denied, progress).await;
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
+        let graph = self.graph.clone();
+        let audit = self.audit.clone();
+        let last_round = self.last_round;
+        self.in_flight
+            .push(Box::pin(write_batch(graph, audit, batch, last_round)));
+    }
+
+    async fn collect_one(
+        &mut self,
+        totals: &mut Totals,
+        denied: &mut HashSet<String>,
+        progress: &dyn Progress,
+    ) {
+        let Some(done) = self.in_flight.next().await else {
+            return;
+        };
+        self.retry.extend(done.again);
+        for r in done.results {
+            match &r.outcome {
+                Outcome::Updated { .. } => {
+                    totals.written += 1;
+                    denied.remove(&r.user_id);
+                }
+                Outcome::Denied { .. } => {
+                    denied.insert(r.user_id.clone());
+                }
+                _ => {}
+            }
+            totals.settle(&r, None);
+        }
+    }
+
+    /// Sends the partial batch and waits for everything in flight.
+    async fn drain(
+        &mut self,
+        totals: &mut Totals,
+        denied: &mut HashSet<String>,
+        progress: &dyn Progress,
+    ) {
+        self.send(totals, denied, progress).await;
+        while !self.in_flight.is_empty() {
+            self.collect_one(totals, denied, progress).await;
+        }
+    }
+}
+
+/// One `$batch`: PATCH up to 20 users, then one audit append for all that Graph accepted.
+async fn write_batch(
+    graph: entra_graph::GraphClient,
+    audit: AuditLog,
+    batch: Vec<PlannedWrite>,
+    last_round: bool,
+) -> BatchDone {
+    let items: Vec<(String, UserPatch)> = batch
+        .iter()
+        .map(|w| (w.user_id.clone(), w.patch.clone()))
+        .collect();
+    let answers = graph.patch_users_batch(&items).await;
+    let mut results = Vec::with_capacity(batch.len());
+    let mut again = Vec::new();
+    let mut accepted: Vec<(UserRecord, UserPatch)> = Vec::new();
+    let mut accepted_at: Vec<usize> = Vec::new();
+    for (w, answer) in batch.into_iter().zip(answers) {
+        if !last_round && matches!(&answer, Err(e) if e.is_transient()) {
+            again.push(w);
+            continue;
+        }
+        let Some(user) = w.record() else { continue };
+        match answer {
+            Ok(()) => {
+                accepted_at.push(results.len());
+                results.push(UserResult::without_write(&user, w.outcome, w.issues));
+                accepted.push((user, w.patch));
+            }
+            Err(e) => {
+                let outcome = outcome_for_write_error(&e);
+                if !matches!(outcome, Outcome::Denied { .. }) {
+                    tracing::warn!(user_id = %user.id(), code = outcome.code(), error = %e, "write not applied");
+                }
+                results.push(UserResult::without_write(&user, outcome, w.issues));
+            }
+        }
+    }
+    // One append (one flush) for the whole batch.
+    if let Err(e) = audit.record_many(&accepted).await {
+        tracing::error!(error = %e, users = accepted.len(), "writes succeeded but their audit records could not be stored");
+        for i in accepted_at {
+            if let Some(r) = results.get_mut(i) {
+                r.issues.push(FieldIssue {
+                    field: "audit",
+                    reason: format!("the audit record could not be stored: {e}"),
+                });
+            }
+        }
+    }
+    BatchDone { results, again }
 }
 
 /// Runs a backfill.
@@ -200,20 +372,50 @@ pub async fn run_backfill(
     if resumed {
         tracing::info!(run_id = %run_id, users_already_written = already.len(), "resuming an unfinished backfill");
     }
+    let mut denied = load_denied(ctx.state.as_ref()).await?;
+    let denied_before = denied.clone();
 
-    // Phase 1: stream, plan, index.
-    progress.phase("reading users", None);
+    // Pass 1: the employeeId index of the in-scope population (a small $select; ~101 requests for
+    // 100,000 users). An employeeId shared by several in-scope users is ambiguous: refused below.
+    progress.phase("indexing", None);
+    let mut index_select: Vec<String> = ["id", "employeeId", "onPremisesSyncEnabled"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for p in ctx.policy.scope.properties() {
+        if !index_select.iter().any(|s| s.eq_ignore_ascii_case(&p)) {
+            index_select.push(p);
+        }
+    }
+    let index_refs: Vec<&str> = index_select.iter().map(String::as_str).collect();
+    let mut pager = ctx.graph.list_users(None, &index_refs, 999);
+    let mut index = EmployeeIdIndex::default();
+    let mut population = 0u64;
+    while let Some(page) = pager.next_page().await? {
+        population += page.len() as u64;
+        progress.advance(page.len() as u64);
+        for json in page {
+            let Ok(user) = UserRecord::from_json(json) else {
+                continue;
+            };
+            if ctx.policy.scope.matches(&user) {
+                if let Some(eid) = user.employee_id() {
+                    index.insert(eid, user.id());
+                }
+            }
+        }
+    }
+
+    // Pass 2: stream again, plan each user, and write as we go.
+    progress.phase("reconciling", Some(population));
     let select = ctx.select();
     let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
-    // No server-side prefilter: out-of-scope users are read too, so the report names them (a full read
-    // of 100,000 users is ~101 requests of 1 resource unit each with $select).
+    // No server-side prefilter: out-of-scope users are read too, so the report names them.
     let mut pager = ctx.graph.list_users(None, &select_refs, 999);
-    let mut index = EmployeeIdIndex::default();
-    let mut writes: Vec<PlannedWrite> = Vec::new();
-    let mut settled: Vec<Settled> = Vec::new();
-    let mut tally = Tally::default();
-    let mut report = Vec::new();
-    let (mut listed, mut in_scope) = (0u64, 0u64);
+    let mut totals = Totals::default();
+    let mut pipeline = WritePipeline::new(ctx, audit.clone(), options.concurrency);
+    let (mut listed, mut in_scope, mut issued) = (0u64, 0u64, 0usize);
+    let write_started = Instant::now();
 
     while let Some(page) = pager.next_page().await? {
         listed += page.len() as u64;
@@ -225,14 +427,10 @@ pub async fn run_backfill(
             };
             if !ctx.policy.scope.matches(&user) {
                 let r = UserResult::without_write(&user, Outcome::OutOfScope, Vec::new());
-                tally.add(&r.outcome);
-                report.push(ReportRow::from_result(&r, None));
+                totals.settle(&r, None);
                 continue;
             }
             in_scope += 1;
-            if let Some(eid) = user.employee_id() {
-                index.insert(eid, user.id());
-            }
             let values;
             let (lookup, personal_email) = match &ctx.hr {
                 HrSource::Directory => {
@@ -251,76 +449,20 @@ pub async fn run_backfill(
                     None => (SourceLookup::NotFound, None),
                 },
             };
-            let decision = plan_user(&ctx.policy, &user, lookup, false);
-            match decision.patch {
-                Some(patch) => writes.push(PlannedWrite {
-                    user_id: user.id().to_string(),
-                    upn: user.user_principal_name().map(str::to_string),
-                    employee_id: user.employee_id().map(str::to_string),
-                    other_mails: user.other_mails(),
-                    usage_location: user.usage_location().map(str::to_string),
-                    patch,
-                    outcome: decision.outcome,
-                    issues: decision.issues,
-                }),
-                None => settled.push(Settled {
-                    result: UserResult::without_write(&user, decision.outcome, decision.issues),
-                    personal_email,
-                }),
+            let duplicate = user.employee_id().is_some_and(|e| index.is_duplicate(e));
+            let decision = plan_user(&ctx.policy, &user, lookup, duplicate);
+            let Some(patch) = decision.patch else {
+                let r = UserResult::without_write(&user, decision.outcome, decision.issues);
+                totals.settle(&r, personal_email.as_deref());
+                continue;
+            };
+            if already.contains(user.id()) {
+                // Written by this run before it was interrupted.
+                totals.already_written += 1;
+                totals.tally.add(&decision.outcome);
+                continue;
             }
-        }
-    }
-
-    // Phase 2: an employeeId shared by several in-scope users is ambiguous: refuse all of them.
-    let is_dup = |eid: &Option<String>| eid.as_deref().is_some_and(|e| index.is_duplicate(e));
-    for s in &mut settled {
-        if is_dup(&s.result.employee_id) {
-            s.result.outcome = Outcome::DuplicateTargetEntries;
-        }
-    }
-    let (dups, mut writes): (Vec<PlannedWrite>, Vec<PlannedWrite>) =
-        writes.into_iter().partition(|w| is_dup(&w.employee_id));
-    for w in dups {
-        if let Some(user) = w.record() {
-            settled.push(Settled {
-                result: UserResult::without_write(
-                    &user,
-                    Outcome::DuplicateTargetEntries,
-                    Vec::new(),
-                ),
-                personal_email: None,
-            });
-        }
-    }
-    for s in settled {
-        tally.add(&s.result.outcome);
-        if belongs_in_report(&s.result) {
-            report.push(ReportRow::from_result(
-                &s.result,
-                s.personal_email.as_deref(),
-            ));
-        }
-    }
-
-    // Users this run already wrote before it was interrupted.
-    let before_resume = writes.len();
-    writes.retain(|w| !already.contains(&w.user_id));
-    let already_written = (before_resume - writes.len()) as u64;
-    for _ in 0..already_written {
-        tally.add(&Outcome::Updated {
-            properties: Vec::new(),
-        });
-    }
-
-    // Users Graph denied before: not attempted again unless asked.
-    let mut denied = load_denied(ctx.state.as_ref()).await?;
-    if !options.retry_denied && !denied.is_empty() {
-        let (skip, keep): (Vec<PlannedWrite>, Vec<PlannedWrite>) = writes
-            .into_iter()
-            .partition(|w| denied.contains(&w.user_id));
-        writes = keep;
-        for w in skip {
-            if let Some(user) = w.record() {
+            if denied.contains(user.id()) && !options.retry_denied {
                 let r = UserResult::without_write(
                     &user,
                     Outcome::denied_privileged(),
@@ -329,109 +471,67 @@ pub async fn run_backfill(
                         reason: "not attempted: denied by an earlier run; rerun with --retry-denied after granting the role".into(),
                     }],
                 );
-                tally.add(&r.outcome);
-                report.push(ReportRow::from_result(&r, None));
+                totals.settle(&r, None);
+                continue;
             }
+            if options.limit.is_some_and(|l| issued >= l)
+                || deadline.is_some_and(|d| Instant::now() >= d)
+            {
+                totals.deferred += 1;
+                continue;
+            }
+            issued += 1;
+            if ctx.dry_run {
+                let mut r = UserResult::without_write(&user, decision.outcome, decision.issues);
+                r.dry_run = true;
+                totals.settle(&r, None);
+                continue;
+            }
+            let write = PlannedWrite {
+                user_id: user.id().to_string(),
+                upn: user.user_principal_name().map(str::to_string),
+                employee_id: user.employee_id().map(str::to_string),
+                other_mails: user.other_mails(),
+                usage_location: user.usage_location().map(str::to_string),
+                patch,
+                outcome: decision.outcome,
+                issues: decision.issues,
+            };
+            pipeline
+                .push(write, &mut totals, &mut denied, progress)
+                .await;
         }
     }
-    let denied_before = denied.len();
+    pipeline.drain(&mut totals, &mut denied, progress).await;
 
-    let mut deferred = 0u64;
-    if let Some(limit) = options.limit {
-        if writes.len() > limit {
-            deferred += (writes.len() - limit) as u64;
-            writes.truncate(limit);
+    // Transient failures (throttling storms, 5xx) that outlasted the client's own retries get
+    // further rounds, so a storm delays writes but does not lose them.
+    for round in 2..=TRANSIENT_ROUNDS {
+        if pipeline.retry.is_empty() {
+            break;
         }
-    }
-
-    // Phase 3: write.
-    let write_started = Instant::now();
-    let mut written = 0u64;
-    if ctx.dry_run {
-        for w in &writes {
-            tally.add(&w.outcome);
-            if !w.issues.is_empty() {
-                if let Some(user) = w.record() {
-                    let mut r =
-                        UserResult::without_write(&user, w.outcome.clone(), w.issues.clone());
-                    r.dry_run = true;
-                    report.push(ReportRow::from_result(&r, None));
-                }
-            }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            totals.deferred += pipeline.retry.len() as u64;
+            pipeline.retry.clear();
+            break;
         }
-    } else {
-        progress.phase("writing", Some(writes.len() as u64));
-        // Transient failures (throttling storms, 5xx) that outlast the client's own retries get
-        // further rounds, so a storm delays writes but does not lose them.
-        let mut pending = writes;
-        for round in 1..=TRANSIENT_ROUNDS {
-            let last = round == TRANSIENT_ROUNDS;
-            let chunks: Vec<Vec<PlannedWrite>> = chunk(std::mem::take(&mut pending), BATCH_SIZE);
-            let graph = ctx.graph.clone();
-            let mut in_flight = futures::stream::iter(chunks.into_iter().map(|batch| {
-                let graph = graph.clone();
-                let audit = audit.clone();
-                async move {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return (batch.len() as u64, Vec::new(), Vec::new());
-                    }
-                    let items: Vec<(String, UserPatch)> = batch
-                        .iter()
-                        .map(|w| (w.user_id.clone(), w.patch.clone()))
-                        .collect();
-                    let answers = graph.patch_users_batch(&items).await;
-                    let mut results = Vec::with_capacity(batch.len());
-                    let mut again = Vec::new();
-                    for (w, answer) in batch.into_iter().zip(answers) {
-                        if !last && matches!(&answer, Err(e) if e.is_transient()) {
-                            again.push(w);
-                            continue;
-                        }
-                        let Some(user) = w.record() else { continue };
-                        let r = finish_write(&audit, &user, &w.patch, w.outcome, w.issues, answer)
-                            .await;
-                        results.push(r);
-                    }
-                    (0, results, again)
-                }
-            }))
-            .buffer_unordered(options.concurrency.max(1));
-            while let Some((skipped, results, again)) = in_flight.next().await {
-                deferred += skipped;
-                pending.extend(again);
-                progress.advance(results.len() as u64);
-                for r in results {
-                    match &r.outcome {
-                        Outcome::Updated { .. } => {
-                            written += 1;
-                            denied.remove(&r.user_id);
-                        }
-                        Outcome::Denied { .. } => {
-                            denied.insert(r.user_id.clone());
-                        }
-                        _ => {}
-                    }
-                    tally.add(&r.outcome);
-                    if belongs_in_report(&r) {
-                        report.push(ReportRow::from_result(&r, None));
-                    }
-                }
-            }
-            if pending.is_empty() {
-                break;
-            }
-            tracing::info!(
-                round,
-                users = pending.len(),
-                "retrying writes that failed transiently"
-            );
-            tokio::time::sleep(Duration::from_millis(500 * u64::from(round))).await;
+        tracing::info!(
+            round,
+            users = pipeline.retry.len(),
+            "retrying writes that failed transiently"
+        );
+        tokio::time::sleep(Duration::from_millis(500 * u64::from(round))).await;
+        pipeline.last_round = round == TRANSIENT_ROUNDS;
+        for w in std::mem::take(&mut pipeline.retry) {
+            pipeline.push(w, &mut totals, &mut denied, progress).await;
         }
+        pipeline.drain(&mut totals, &mut denied, progress).await;
     }
     progress.finish();
+    let write_ms = write_started.elapsed().as_millis() as u64;
 
-    let complete = deferred == 0;
-    if !ctx.dry_run && (denied.len() != denied_before || options.retry_denied) {
+    let complete = totals.deferred == 0;
+    if !ctx.dry_run && (denied != denied_before || options.retry_denied) {
         save_denied(ctx.state.as_ref(), &denied).await?;
     }
     if !ctx.dry_run {
@@ -450,13 +550,13 @@ pub async fn run_backfill(
         complete,
         users_listed: listed,
         users_in_scope: in_scope,
-        writes: written,
-        already_written,
-        deferred,
-        outcomes: tally,
+        writes: totals.written,
+        already_written: totals.already_written,
+        deferred: totals.deferred,
+        outcomes: totals.tally,
         elapsed_ms: started.elapsed().as_millis() as u64,
-        write_ms: write_started.elapsed().as_millis() as u64,
-        report,
+        write_ms,
+        report: totals.report,
     })
 }
 
@@ -480,21 +580,6 @@ async fn save_denied(
         .put(DENIED_KEY, bytes.into(), WriteCondition::Any)
         .await?;
     Ok(())
-}
-
-fn chunk<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
-    let mut out = Vec::with_capacity(items.len().div_ceil(size));
-    let mut current = Vec::with_capacity(size);
-    for item in items {
-        current.push(item);
-        if current.len() == size {
-            out.push(std::mem::replace(&mut current, Vec::with_capacity(size)));
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
 }
 
 /// Continues the unfinished run named by the checkpoint, or starts a new one (and records it before
