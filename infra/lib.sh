@@ -3,11 +3,13 @@
 # Sourced, not run.
 
 INFRA_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck disable=SC2034 # used by the scripts that source this file
 REPO_ROOT="$(cd "$INFRA_DIR/.." && pwd)"
 DRY_RUN=0
 RELEASES_DIR="${ENRICH_RELEASES_DIR:-$INFRA_DIR/releases}"
-# Health check: attempts × delay covers a Flex cold start after a deployment.
-HEALTH_ATTEMPTS="${ENRICH_HEALTH_ATTEMPTS:-10}"
+# Health check: attempts × delay (5 min) covers a Flex restart after a deployment and, on a first
+# deployment, most of the propagation delay of new role assignments.
+HEALTH_ATTEMPTS="${ENRICH_HEALTH_ATTEMPTS:-20}"
 HEALTH_DELAY_SECONDS="${ENRICH_HEALTH_DELAY_SECONDS:-15}"
 # The functions the host must have indexed (folders under functions/).
 EXPECTED_FUNCTIONS=(lcw-joiner new-hire-watch backfill health)
@@ -25,7 +27,13 @@ die() {
 # Prints a command, shell-quoted.
 quote_cmd() {
   local out="" a
-  for a in "$@"; do out+="$(printf '%q' "$a") "; done
+  for a in "$@"; do
+    if [[ "$a" =~ ^[A-Za-z0-9_./:=@,+%-]+$ ]]; then
+      out+="$a "
+    else
+      out+="'${a//\'/\'\\\'\'}' "
+    fi
+  done
   printf '%s' "${out% }"
 }
 
@@ -110,25 +118,33 @@ history() {
   python3 "$INFRA_DIR/history.py" --releases-dir "$RELEASES_DIR" "$@"
 }
 
+# wait_for_functions RG APP: until the host lists every function in EXPECTED_FUNCTIONS. A timer whose
+# %SETTING% is missing is not indexed; neither is anything from a package with the wrong layout.
+wait_for_functions() {
+  local rg="$1" app="$2" attempt names f missing=()
+  for ((attempt = 1; attempt <= HEALTH_ATTEMPTS; attempt++)); do
+    names="$(az_run functionapp function list --resource-group "$rg" --name "$app" --query '[].name' --output tsv)" || names=""
+    [[ "$DRY_RUN" == 1 ]] && return 0
+    missing=()
+    for f in "${EXPECTED_FUNCTIONS[@]}"; do
+      grep -Eq "(^|/)$f\$" <<<"$names" || missing+=("$f")
+    done
+    [[ ${#missing[@]} -eq 0 ]] && return 0
+    log "functions not indexed yet ($attempt/$HEALTH_ATTEMPTS): ${missing[*]}"
+    ((attempt < HEALTH_ATTEMPTS)) && sleep "$HEALTH_DELAY_SECONDS"
+  done
+  log "the host has not indexed: ${missing[*]} (check NEW_HIRE_WATCH_SCHEDULE / BACKFILL_SCHEDULE and the package layout; the host's logs are in Application Insights › traces)"
+  return 1
+}
+
 # health_check RG APP HOSTNAME: the host has indexed every function, and the health function answers
 # with valid settings. Returns non-zero (after printing why) otherwise.
 health_check() {
   local rg="$1" app="$2" host="$3"
-  local names key attempt body code hdr reason=""
+  local key attempt body code hdr reason=""
 
-  # 1. Indexing: a timer whose %SETTING% is missing is not indexed; neither is anything after a bad zip.
-  names="$(az_run functionapp function list --resource-group "$rg" --name "$app" --query '[].name' --output tsv)" ||
-    { log "could not list the app's functions"; return 1; }
-  if [[ "$DRY_RUN" != 1 ]]; then
-    local f missing=()
-    for f in "${EXPECTED_FUNCTIONS[@]}"; do
-      grep -Eq "(^|/)$f\$" <<<"$names" || missing+=("$f")
-    done
-    if [[ ${#missing[@]} -gt 0 ]]; then
-      log "the host has not indexed: ${missing[*]} (check the app settings NEW_HIRE_WATCH_SCHEDULE / BACKFILL_SCHEDULE and the package layout; logs: Application Insights › traces)"
-      return 1
-    fi
-  fi
+  # 1. Indexing (retried: the host restarts after a deployment).
+  wait_for_functions "$rg" "$app" || return 1
 
   # 2. The health function, with its own function key (sent in a header read from a file, so the key is
   #    neither in a URL nor in the process list).

@@ -43,9 +43,7 @@ die() {
 }
 log() { printf 'package.sh: %s\n' "$*" >&2; }
 
-usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
-}
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "${BASH_SOURCE[0]}" >&2; }
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -101,12 +99,22 @@ fi
 
 # The release label: <workspace version>-<git sha>[-dirty].
 VERSION="$(python3 - "$ROOT/Cargo.toml" <<'PY'
-import sys, tomllib
-with open(sys.argv[1], "rb") as f:
-    doc = tomllib.load(f)
-v = doc.get("package", {}).get("version")
-if not isinstance(v, str):
-    v = doc.get("workspace", {}).get("package", {}).get("version")
+import re, sys
+try:
+    import tomllib  # Python 3.11+
+except ImportError:
+    tomllib = None
+if tomllib:
+    with open(sys.argv[1], "rb") as f:
+        doc = tomllib.load(f)
+    v = doc.get("package", {}).get("version")
+    if not isinstance(v, str):
+        v = doc.get("workspace", {}).get("package", {}).get("version")
+else:
+    # Older Python: the first `version = "..."` in [workspace.package] or [package].
+    text = open(sys.argv[1]).read()
+    m = re.search(r'^\[(?:workspace\.)?package\][^\[]*?^version\s*=\s*"([^"]+)"', text, re.M | re.S)
+    v = m.group(1) if m else None
 if not isinstance(v, str):
     sys.exit("no version in Cargo.toml")
 print(v)

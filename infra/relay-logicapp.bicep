@@ -13,7 +13,7 @@
 //                           (audience = ENRICH_AUDIENCE), retried on 408/429/5xx
 //   lcw-joiner enriches the subject and calls LCW resume itself (its identity is in authorizedApps).
 //
-// Deployed after the function code (infra/deploy.sh): it reads the lcw-joiner function key with
+// Deployed after the function code (infra/deploy.sh): it reads the app's default function key with
 // listKeys, which needs the function to exist.
 //
 // API versions: Microsoft.Logic/workflows 2019-05-01; Microsoft.Web/sites 2024-04-01 (existing).
@@ -77,19 +77,21 @@ var popClaimsBase = [
     value: workflowArmPath
   }
 ]
-var popClaims = requireManagementAudience
-  ? concat(popClaimsBase, [
-      {
-        name: 'aud'
-        value: 'https://management.azure.com'
-      }
-    ])
-  : popClaimsBase
+var audienceClaim = [
+  {
+    name: 'aud'
+    value: 'https://management.azure.com'
+  }
+]
+var popClaims = requireManagementAudience ? concat(popClaimsBase, audienceClaim) : popClaimsBase
 
-// The lcw-joiner function key (function-level, not the host master key).
-// listKeys on Microsoft.Web/sites/functions returns { "default": "<key>" }
-// (https://learn.microsoft.com/rest/api/appservice/web-apps/list-function-keys).
-var lcwJoinerKey = listKeys('${functionApp.id}/functions/lcw-joiner', '2024-04-01').default
+// The app's default *function* key (host scope: valid for the function-level functions lcw-joiner and
+// health; not the master key, which also opens the admin API). listKeys on host/default returns
+// { masterKey, functionKeys: { default }, systemKeys }
+// (https://learn.microsoft.com/rest/api/appservice/web-apps/list-host-keys;
+// https://learn.microsoft.com/azure/azure-functions/function-keys-how-to#understand-keys). The host
+// must be running with the code deployed, which is why this template is deployed after the code.
+var lcwJoinerKey = listKeys('${functionApp.id}/host/default', '2024-04-01').functionKeys.default
 
 resource relay 'Microsoft.Logic/workflows@2019-05-01' = {
   name: workflowName

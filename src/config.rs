@@ -591,7 +591,7 @@ fn read_state(r: &mut Reader<'_>) -> StateSetting {
         };
     }
     if let Some(raw) = r.get("AzureWebJobsStorage__blobServiceUri") {
-        return match Url::parse(raw).and_then(|u| u.join("entra-enrich")) {
+        return match Url::parse(raw).and_then(|u| u.join("entra-enrich-state")) {
             Ok(u) if u.scheme() == "https" => StateSetting::Blob(u),
             _ => {
                 r.problem(

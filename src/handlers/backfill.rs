@@ -225,25 +225,19 @@ impl WritePipeline {
         write: PlannedWrite,
         totals: &mut Totals,
         denied: &mut HashSet<String>,
-        progress: &dyn Progress,
     ) {
         self.batch.push(write);
         if self.batch.len() == BATCH_SIZE {
-            self.send(totals, denied, progress).await;
+            self.send(totals, denied).await;
         }
     }
 
-    async fn send(
-        &mut self,
-        totals: &mut Totals,
-        denied: &mut HashSet<String>,
-        progress: &dyn Progress,
-    ) {
+    async fn send(&mut self, totals: &mut Totals, denied: &mut HashSet<String>) {
         if self.batch.is_empty() {
             return;
         }
         while self.in_flight.len() >= self.concurrency {
-            self.collect_one(totals, denied, progress).await;
+            self.collect_one(totals, denied).await;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
         let graph = self.graph.clone();
@@ -253,12 +247,7 @@ impl WritePipeline {
             .push(Box::pin(write_batch(graph, audit, batch, last_round)));
     }
 
-    async fn collect_one(
-        &mut self,
-        totals: &mut Totals,
-        denied: &mut HashSet<String>,
-        progress: &dyn Progress,
-    ) {
+    async fn collect_one(&mut self, totals: &mut Totals, denied: &mut HashSet<String>) {
         let Some(done) = self.in_flight.next().await else {
             return;
         };
@@ -279,15 +268,10 @@ impl WritePipeline {
     }
 
     /// Sends the partial batch and waits for everything in flight.
-    async fn drain(
-        &mut self,
-        totals: &mut Totals,
-        denied: &mut HashSet<String>,
-        progress: &dyn Progress,
-    ) {
-        self.send(totals, denied, progress).await;
+    async fn drain(&mut self, totals: &mut Totals, denied: &mut HashSet<String>) {
+        self.send(totals, denied).await;
         while !self.in_flight.is_empty() {
-            self.collect_one(totals, denied, progress).await;
+            self.collect_one(totals, denied).await;
         }
     }
 }
@@ -497,12 +481,10 @@ pub async fn run_backfill(
                 outcome: decision.outcome,
                 issues: decision.issues,
             };
-            pipeline
-                .push(write, &mut totals, &mut denied, progress)
-                .await;
+            pipeline.push(write, &mut totals, &mut denied).await;
         }
     }
-    pipeline.drain(&mut totals, &mut denied, progress).await;
+    pipeline.drain(&mut totals, &mut denied).await;
 
     // Transient failures (throttling storms, 5xx) that outlasted the client's own retries get
     // further rounds, so a storm delays writes but does not lose them.
@@ -523,9 +505,9 @@ pub async fn run_backfill(
         tokio::time::sleep(Duration::from_millis(500 * u64::from(round))).await;
         pipeline.last_round = round == TRANSIENT_ROUNDS;
         for w in std::mem::take(&mut pipeline.retry) {
-            pipeline.push(w, &mut totals, &mut denied, progress).await;
+            pipeline.push(w, &mut totals, &mut denied).await;
         }
-        pipeline.drain(&mut totals, &mut denied, progress).await;
+        pipeline.drain(&mut totals, &mut denied).await;
     }
     progress.finish();
     let write_ms = write_started.elapsed().as_millis() as u64;
