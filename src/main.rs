@@ -5,7 +5,20 @@ use clap::Parser;
 use entra_enrich::adapters::cli::{run, Cli};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // AWS Lambda starts a custom runtime as `bootstrap` with no arguments: that name means `lambda`.
+    let started_as_bootstrap = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n == "bootstrap")
+        })
+        .unwrap_or(false);
+    let cli = if started_as_bootstrap && std::env::args_os().len() == 1 {
+        Cli::parse_from(["entra-enrich", "lambda"])
+    } else {
+        Cli::parse()
+    };
     let serve = matches!(cli.command, entra_enrich::adapters::cli::Command::Serve);
     if !serve {
         // The custom handler installs its own JSON subscriber (stdout JSON lines + per-invocation Logs).

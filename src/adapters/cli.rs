@@ -48,6 +48,8 @@ pub enum Command {
     Config,
     /// Serve the Azure Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve,
+    /// Run as an AWS Lambda function (custom runtime): serve invocations from $AWS_LAMBDA_RUNTIME_API.
+    Lambda,
 }
 
 #[derive(Debug, Args)]
@@ -266,6 +268,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Serve => super::azure_functions::serve_from_env()
+            .await
+            .map_err(|e| CliError::Failed(e.to_string())),
+        Command::Lambda => super::lambda::run_from_env()
             .await
             .map_err(|e| CliError::Failed(e.to_string())),
     }

@@ -51,6 +51,8 @@ pub fn init_cli() {
         .unwrap_or_else(|_| EnvFilter::new("warn,entra_enrich=info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colours only on a terminal: CloudWatch, CI and pipes get plain lines.
+        .with_ansi(std::io::IsTerminal::is_terminal(&io::stderr()))
         .with_writer(MaskingMakeWriter::new(io::stderr))
         .with_target(false)
         .try_init();

@@ -6,4 +6,5 @@
 pub mod azure_functions;
 pub mod cli;
 pub mod demo;
+pub mod lambda;
 pub mod logging;
