@@ -157,6 +157,11 @@ fn report_dir() -> PathBuf {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary without it.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("skipped: run with `cargo bench` (this is a benchmark, not a test)");
+        return;
+    }
     let users: usize = env_or("BENCH_USERS", 100_000);
     let time_scale: f64 = env_or("BENCH_TIME_SCALE", 100.0);
     let seed: u64 = env_or("BENCH_SEED", 7);
