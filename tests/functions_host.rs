@@ -157,32 +157,6 @@ fn res(answer: &Value) -> (u16, Value, Value) {
     (status, body, res["headers"].clone())
 }
 
-fn hybrid_user_with_valid_email(h: &Harness) -> String {
-    let admins = h.sandbox.privileged_user_ids();
-    let dups = duplicate_employee_ids(&h.before);
-    h.before
-        .iter()
-        .find(|(id, u)| {
-            is_hybrid(u)
-                && !admins.contains(id)
-                && u["employeeId"]
-                    .as_str()
-                    .is_some_and(|e| !dups.contains(&e.trim().to_ascii_lowercase()))
-                && personal_email(u).is_some_and(|e| entra_core::AlternateEmail::parse(&e).is_ok())
-                && u["otherMails"].as_array().is_none_or(|a| a.is_empty())
-        })
-        .map(|(id, _)| id.clone())
-        .expect("a hybrid user to enrich")
-}
-
-fn graph_calls(sandbox: &Sandbox) -> usize {
-    sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.path.starts_with("/v1.0/") || r.path.starts_with("/beta/"))
-        .count()
-}
-
 fn tenant() -> SandboxOptions {
     SandboxOptions {
         users: 200,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use entra_enrich::adapters::lambda::{LambdaApp, Ready};
 use entra_enrich::config::{Config, Env};
 use entra_sandbox::identity::TokenSpec;
-use entra_sandbox::{Sandbox, SandboxOptions};
+use entra_sandbox::SandboxOptions;
 use serde_json::{json, Value};
 use support::*;
 use tokio::process::{Child, Command};
@@ -293,32 +293,6 @@ fn function_url_event(authorization: Option<&str>, callout: &Value) -> Value {
         }
     }
     event
-}
-
-fn hybrid_user_with_valid_email(h: &Harness) -> String {
-    let admins = h.sandbox.privileged_user_ids();
-    let dups = duplicate_employee_ids(&h.before);
-    h.before
-        .iter()
-        .find(|(id, u)| {
-            is_hybrid(u)
-                && !admins.contains(id)
-                && u["employeeId"]
-                    .as_str()
-                    .is_some_and(|e| !dups.contains(&e.trim().to_ascii_lowercase()))
-                && personal_email(u).is_some_and(|e| entra_core::AlternateEmail::parse(&e).is_ok())
-                && u["otherMails"].as_array().is_none_or(|a| a.is_empty())
-        })
-        .map(|(id, _)| id.clone())
-        .expect("a hybrid user to enrich")
-}
-
-fn graph_calls(sandbox: &Sandbox) -> usize {
-    sandbox
-        .requests()
-        .iter()
-        .filter(|r| r.path.starts_with("/v1.0/") || r.path.starts_with("/beta/"))
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -155,3 +155,32 @@ pub fn patches(sandbox: &Sandbox) -> Vec<(String, Value, u16)> {
 pub fn written_fields(user: &Value) -> (Value, Value) {
     (user["otherMails"].clone(), user["usageLocation"].clone())
 }
+
+/// A hybrid, non-admin user with a unique employeeId, a valid personal email and no otherMails yet:
+/// the user an enrichment must write.
+pub fn hybrid_user_with_valid_email(h: &Harness) -> String {
+    let admins = h.sandbox.privileged_user_ids();
+    let dups = duplicate_employee_ids(&h.before);
+    h.before
+        .iter()
+        .find(|(id, u)| {
+            is_hybrid(u)
+                && !admins.contains(id)
+                && u["employeeId"]
+                    .as_str()
+                    .is_some_and(|e| !dups.contains(&e.trim().to_ascii_lowercase()))
+                && personal_email(u).is_some_and(|e| entra_core::AlternateEmail::parse(&e).is_ok())
+                && u["otherMails"].as_array().is_none_or(|a| a.is_empty())
+        })
+        .map(|(id, _)| id.clone())
+        .expect("a hybrid user to enrich")
+}
+
+/// Requests that reached Graph routes (not the identity endpoints, not `/_sandbox`).
+pub fn graph_calls(sandbox: &Sandbox) -> usize {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path.starts_with("/v1.0/") || r.path.starts_with("/beta/"))
+        .count()
+}
