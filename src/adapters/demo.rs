@@ -96,7 +96,7 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
     println!("  DELETE /users         : {}", c.deletes);
     println!();
     println!(
-        "Try: ENRICH_STATE_DIR={} entra-enrich runs",
+        "Try: ENRICH_STATE_DIR={} cargo run --release -q -- runs",
         state_dir.display()
     );
     Ok(())
