@@ -10,7 +10,6 @@
 //! of time) continues with the same run id and never writes a user twice.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use entra_core::{
@@ -631,16 +630,3 @@ async fn put(
         Err(e) => Err(e.into()),
     }
 }
-
-/// The run id of an unfinished backfill, if any (for `entra-enrich status`).
-pub async fn unfinished_run(state: &dyn StateStore) -> Result<Option<RunId>, BackfillError> {
-    Ok(state
-        .get(CHECKPOINT_KEY)
-        .await?
-        .and_then(|v| serde_json::from_slice::<Checkpoint>(&v.bytes).ok())
-        .filter(|c| c.status == RunStatus::Running)
-        .map(|c| c.run_id))
-}
-
-/// Shared-ownership wrapper used by the timer adapters.
-pub type SharedProgress = Arc<dyn Progress>;
