@@ -68,6 +68,11 @@ param maxWritesPerMinute int = 1000
 @maxValue(540)
 param timeBudgetSeconds int = 240
 
+@description('ENRICH_JOINER_DEADLINE_SECONDS: lcw-joiner answers within this (503 + Retry-After past it, no resume); keep it inside the relay\'s 60 s HTTP action timeout.')
+@minValue(2)
+@maxValue(55)
+param joinerDeadlineSeconds int = 40
+
 @description('NEW_HIRE_WATCH_SCHEDULE (six-field NCRONTAB, UTC). Must be set: the host cannot index a timer whose %setting% is missing.')
 param newHireWatchSchedule string = '0 */2 * * * *'
 
@@ -317,6 +322,7 @@ var enrichSettings = [
   { name: 'ENRICH_DRY_RUN', value: enrichDryRun }
   { name: 'ENRICH_MAX_WRITES_PER_MINUTE', value: string(maxWritesPerMinute) }
   { name: 'ENRICH_TIME_BUDGET_SECONDS', value: string(timeBudgetSeconds) }
+  { name: 'ENRICH_JOINER_DEADLINE_SECONDS', value: string(joinerDeadlineSeconds) }
   // The caller check is on when any of these three is set, and then all three are required
   // (README › Configuration): set them together, once the relay's app id is known.
   { name: 'ENRICH_TENANT_ID', value: callerCheckOn ? tenantId : '' }

@@ -119,6 +119,7 @@ pub fn context_from_parts(
         hr: HrSource::Directory,
         state,
         dry_run: config.dry_run,
+        joiner_deadline: config.joiner_deadline,
     }
 }
 

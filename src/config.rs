@@ -29,6 +29,11 @@ pub const DEFAULT_NEW_HIRE_WATCH_SCHEDULE: &str = "0 */2 * * * *";
 /// Default backfill schedule: daily at 02:00 UTC.
 pub const DEFAULT_BACKFILL_SCHEDULE: &str = "0 0 2 * * *";
 
+/// Default time budget of one timer invocation.
+pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(240);
+/// Default lcw-joiner deadline: inside the relay's 60 s HTTP action timeout, with room for its answer.
+pub const DEFAULT_JOINER_DEADLINE: Duration = Duration::from_secs(40);
+
 /// Every app setting entra-enrich reads (documented in the README and `local.settings.example.json`).
 pub const SETTINGS: &[&str] = &[
     "GRAPH_BASE_URL",
@@ -44,6 +49,7 @@ pub const SETTINGS: &[&str] = &[
     "ENRICH_DRY_RUN",
     "ENRICH_MAX_WRITES_PER_MINUTE",
     "ENRICH_TIME_BUDGET_SECONDS",
+    "ENRICH_JOINER_DEADLINE_SECONDS",
     "ENRICH_TENANT_ID",
     "AZURE_AUTHORITY_HOST",
     "ENRICH_AUDIENCE",
@@ -127,8 +133,10 @@ pub struct Config {
     pub state: StateSetting,
     pub new_hire_watch_schedule: String,
     pub backfill_schedule: String,
-    /// How long one timer invocation may work before it checkpoints and returns.
+    /// How long one timer invocation may start new work before it checkpoints and returns.
     pub time_budget: Duration,
+    /// How long lcw-joiner may take before it answers 503 (`ENRICH_JOINER_DEADLINE_SECONDS`).
+    pub joiner_deadline: Duration,
 }
 
 /// One invalid setting: which one, what is wrong, how to fix it.
@@ -375,20 +383,20 @@ impl Config {
         let backfill_schedule =
             read_schedule(&mut r, "BACKFILL_SCHEDULE", DEFAULT_BACKFILL_SCHEDULE);
 
-        let time_budget = match r.get("ENRICH_TIME_BUDGET_SECONDS") {
-            None => Duration::from_secs(240),
-            Some(raw) => match raw.parse::<u64>() {
-                Ok(n) if (5..=3_600).contains(&n) => Duration::from_secs(n),
-                _ => {
-                    r.problem(
-                        "ENRICH_TIME_BUDGET_SECONDS",
-                        "must be a whole number of seconds from 5 to 3600.",
-                        "keep it below the host's functionTimeout (host.json); 240 is the default.",
-                    );
-                    Duration::from_secs(240)
-                }
-            },
-        };
+        let time_budget = read_seconds(
+            &mut r,
+            "ENRICH_TIME_BUDGET_SECONDS",
+            DEFAULT_TIME_BUDGET,
+            5..=3_600,
+            "keep it below the host's functionTimeout (host.json) less a minute; 240 is the default.",
+        );
+        let joiner_deadline = read_seconds(
+            &mut r,
+            "ENRICH_JOINER_DEADLINE_SECONDS",
+            DEFAULT_JOINER_DEADLINE,
+            2..=230,
+            "keep it inside the relay's 60 s HTTP action timeout (infra/relay-logicapp.bicep); 40 is the default.",
+        );
 
         if r.problems.is_empty() {
             Ok(Config {
@@ -405,6 +413,7 @@ impl Config {
                 new_hire_watch_schedule,
                 backfill_schedule,
                 time_budget,
+                joiner_deadline,
             })
         } else {
             Err(ConfigError {
@@ -609,6 +618,34 @@ fn read_state(r: &mut Reader<'_>) -> StateSetting {
 /// `./.entra-enrich`, the default local state directory.
 pub fn default_state_dir() -> PathBuf {
     PathBuf::from(".entra-enrich")
+}
+
+/// A whole number of seconds within `range`, or `default` (and a problem naming `name`).
+fn read_seconds(
+    r: &mut Reader<'_>,
+    name: &'static str,
+    default: Duration,
+    range: std::ops::RangeInclusive<u64>,
+    fix: &str,
+) -> Duration {
+    let Some(raw) = r.get(name) else {
+        return default;
+    };
+    match raw.parse::<u64>() {
+        Ok(n) if range.contains(&n) => Duration::from_secs(n),
+        _ => {
+            r.problem(
+                name,
+                format!(
+                    "must be a whole number of seconds from {} to {}.",
+                    range.start(),
+                    range.end()
+                ),
+                fix.to_string(),
+            );
+            default
+        }
+    }
 }
 
 fn read_schedule(r: &mut Reader<'_>, name: &'static str, default: &str) -> String {

@@ -70,7 +70,7 @@ async fn backfill_writes_only_allowed_valid_values_to_in_scope_users_and_reports
         .iter()
         .map(|r| (r.user_id.as_str(), r.outcome.as_str()))
         .collect();
-    let mut seen = (0, 0, 0, 0);
+    let mut seen = (0, 0, 0, 0, 0);
     for (id, before) in &h.before {
         let after = h.sandbox.user(id).expect("user still exists");
         let eid = before["employeeId"]
@@ -95,6 +95,19 @@ async fn backfill_writes_only_allowed_valid_values_to_in_scope_users_and_reports
                 "duplicate employeeId {id} touched"
             );
             assert_eq!(reported.get(id.as_str()), Some(&"DuplicateTargetEntries"));
+        } else if eid.as_ref().is_none_or(|e| e.is_empty()) {
+            // No employeeId: never written, under the directory source too (ImportSkipped).
+            seen.4 += 1;
+            assert_eq!(
+                written_fields(before),
+                written_fields(&after),
+                "user {id} without employeeId touched"
+            );
+            assert_eq!(
+                reported.get(id.as_str()),
+                Some(&"ImportSkipped"),
+                "user {id}"
+            );
         } else if admins.contains(id) {
             seen.2 += 1;
             assert_eq!(
@@ -132,7 +145,7 @@ async fn backfill_writes_only_allowed_valid_values_to_in_scope_users_and_reports
         }
     }
     assert!(
-        seen.0 > 0 && seen.1 > 0 && seen.2 > 0 && seen.3 > 0,
+        seen.0 > 0 && seen.1 > 0 && seen.2 > 0 && seen.3 > 0 && seen.4 > 0,
         "the tenant mix covers every case: {seen:?}"
     );
 

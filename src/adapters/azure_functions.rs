@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 use crate::app::{build_context, build_validator};
 use crate::config::{process_env, Config, Env};
 use crate::handlers::backfill::{run_backfill, BackfillOptions, NoProgress};
-use crate::handlers::lcw_joiner::{handle_callout, JoinerRequest};
+use crate::handlers::lcw_joiner::{handle_callout_by, JoinerRequest, RETRY_AFTER_SECONDS};
 use crate::handlers::watch::run_watch;
 use crate::handlers::EnrichContext;
 use entra_lcw::CallerValidator;
@@ -78,6 +78,16 @@ impl EnrichFunctions {
             .clone()
     }
 
+    /// `ENRICH_JOINER_DEADLINE_SECONDS`, read before the clients exist (their start-up counts too).
+    fn joiner_deadline(&self) -> std::time::Duration {
+        match self.ready.get() {
+            Some(Ok(ready)) => ready.ctx.joiner_deadline,
+            _ => Config::from_env(&self.env)
+                .map(|c| c.joiner_deadline)
+                .unwrap_or(crate::config::DEFAULT_JOINER_DEADLINE),
+        }
+    }
+
     /// Version, functions and settings validity. Problems name the setting and the fix; values are
     /// never shown.
     fn health(&self) -> InvokeResponse {
@@ -115,6 +125,7 @@ impl FunctionApp for EnrichFunctions {
         match function_name {
             "health" => self.health(),
             "lcw-joiner" => {
+                let started = tokio::time::Instant::now();
                 let req = match invocation.request.http_trigger("req") {
                     Ok(r) => r,
                     Err(e) => {
@@ -127,7 +138,19 @@ impl FunctionApp for EnrichFunctions {
                         )
                     }
                 };
-                let ready = match self.ready().await {
+                // The first invocation builds the clients (a Key Vault read): that counts too.
+                let deadline = started + self.joiner_deadline();
+                let Ok(ready) = tokio::time::timeout_at(deadline, self.ready()).await else {
+                    return InvokeResponse::http(
+                        "res",
+                        HttpOutput::json(
+                            503,
+                            &json!({"error": "temporarily_unavailable", "message": "the function app did not start within the joiner deadline; the relay retries"}),
+                        )
+                        .with_header("Retry-After", RETRY_AFTER_SECONDS.to_string()),
+                    );
+                };
+                let ready = match ready {
                     Ok(r) => r,
                     Err(e) => {
                         tracing::error!(error = %e, "lcw-joiner cannot start: invalid settings");
@@ -144,7 +167,9 @@ impl FunctionApp for EnrichFunctions {
                     authorization: req.header("authorization").map(str::to_string),
                     body: req.body_json().map_err(|e| e.to_string()),
                 };
-                let answer = handle_callout(&ready.ctx, ready.validator.as_ref(), request).await;
+                let answer =
+                    handle_callout_by(&ready.ctx, ready.validator.as_ref(), request, deadline)
+                        .await;
                 let mut out = HttpOutput::json(answer.status, &answer.body);
                 for (k, v) in answer.headers {
                     out = out.with_header(k, v);

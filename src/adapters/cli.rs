@@ -11,10 +11,12 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::app::{build_context, AppError};
 use crate::config::{process_env, Config, ConfigError};
+use crate::handlers::apply::UPDATED_WITH_WARNINGS;
 use crate::handlers::audit::AuditLog;
 use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, Progress};
+use crate::handlers::claim::Claims;
 use crate::handlers::context::HrSource;
-use crate::handlers::enrich::{enrich_user, UserRef};
+use crate::handlers::enrich::{enrich_user, UserRef, WhenBusy};
 use crate::handlers::report::{render_csv, render_json};
 use crate::handlers::rollback::run_rollback;
 use crate::handlers::watch::run_watch;
@@ -162,8 +164,12 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                     return Err(CliError::Usage("give --user-id or --employee-id".into()))
                 }
             };
-            let audit = AuditLog::new(ctx.state.clone(), RunId::new(), "enrich");
-            let result = enrich_user(&ctx, &audit, &target)
+            let run_id = RunId::new();
+            let claims = Claims::new(ctx.state.clone(), "enrich", run_id.as_str());
+            let audit = AuditLog::new(ctx.state.clone(), run_id, "enrich");
+            // An engineer at a terminal can wait a few seconds for a handler writing the same user.
+            let wait = WhenBusy::Wait(Duration::from_secs(10));
+            let result = enrich_user(&ctx, &audit, &claims, &target, wait)
                 .await
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             println!(
@@ -359,12 +365,21 @@ pub fn print_backfill_summary(summary: &BackfillSummary, report: &Path, config: 
     println!();
     print!("{}", summary.outcomes.table());
     println!();
+    let warned = summary.outcomes.get(UPDATED_WITH_WARNINGS);
     println!(
-        "  report ({} users not updated): {} and {}",
+        "  report ({} users not fully updated: {} not updated, {} updated with warnings): {} and {}",
         summary.report.len(),
+        summary.report.len() as u64 - warned.min(summary.report.len() as u64),
+        warned,
         report.display(),
         report.with_extension("csv").display()
     );
+    if summary.claims.left_to_others > 0 {
+        println!(
+            "  {} user(s) left to another handler writing them at the same moment (ClaimedElsewhere)",
+            summary.claims.left_to_others
+        );
+    }
     if !summary.dry_run && summary.writes > 0 {
         if let crate::config::StateSetting::Directory(d) = &config.state {
             println!(

@@ -32,7 +32,7 @@ use tokio::sync::OnceCell;
 use crate::app::{build_context, build_validator};
 use crate::config::{process_env, Config, Env};
 use crate::handlers::backfill::{run_backfill, BackfillOptions, NoProgress};
-use crate::handlers::lcw_joiner::{handle_callout, JoinerRequest, JoinerResponse};
+use crate::handlers::lcw_joiner::{handle_callout_by, JoinerRequest, JoinerResponse};
 use crate::handlers::watch::run_watch;
 use crate::handlers::EnrichContext;
 use entra_lcw::CallerValidator;
@@ -341,9 +341,19 @@ impl LambdaApp {
 
     /// Handles one invocation: the event's payload and the invocation's context.
     pub async fn handle(&self, event: Value, context: &Context) -> Result<Value, LambdaError> {
-        match classify(&event)? {
-            Event::Job(job) => self.job(job, context).await,
-            Event::Http(req) => Ok(self.http(req).await),
+        let started = tokio::time::Instant::now();
+        // Nothing this invocation calls may outlive the invocation's own deadline.
+        let left = effective_budget(Duration::MAX, context.deadline, SystemTime::now());
+        let work = async {
+            match classify(&event)? {
+                Event::Job(job) => self.job(job, context).await,
+                Event::Http(req) => Ok(self.http(req, context, started).await),
+            }
+        };
+        match started.checked_add(left) {
+            Some(hard) => entra_graph::deadline::within(hard, work).await,
+            // No usable invocation deadline (an emulator's placeholder): the handlers' own apply.
+            None => work.await,
         }
     }
 
@@ -402,7 +412,12 @@ impl LambdaApp {
         }
     }
 
-    async fn http(&self, req: HttpRequest) -> Value {
+    async fn http(
+        &self,
+        req: HttpRequest,
+        context: &Context,
+        started: tokio::time::Instant,
+    ) -> Value {
         let route = req
             .path
             .trim_end_matches('/')
@@ -413,7 +428,7 @@ impl LambdaApp {
         match (route.as_str(), req.method.as_str()) {
             ("health", "GET") => http_response(200, &[], &self.health()),
             ("lcw-joiner", "POST") => {
-                let answer = self.lcw_joiner(req).await;
+                let answer = self.lcw_joiner(req, context, started).await;
                 http_response(answer.status, &answer.headers, &answer.body)
             }
             ("health", _) => method_not_allowed("GET"),
@@ -426,7 +441,12 @@ impl LambdaApp {
         }
     }
 
-    async fn lcw_joiner(&self, req: HttpRequest) -> JoinerResponse {
+    async fn lcw_joiner(
+        &self,
+        req: HttpRequest,
+        context: &Context,
+        started: tokio::time::Instant,
+    ) -> JoinerResponse {
         let ready = match self.ready().await {
             Ok(r) => r,
             Err(_) => {
@@ -452,7 +472,12 @@ impl LambdaApp {
             authorization: req.header("authorization").map(str::to_string),
             body: req.body,
         };
-        handle_callout(&ready.ctx, Some(validator), request).await
+        let allowed = effective_budget(
+            ready.ctx.joiner_deadline,
+            context.deadline,
+            SystemTime::now(),
+        );
+        handle_callout_by(&ready.ctx, Some(validator), request, started + allowed).await
     }
 
     /// Version, routes, jobs and settings validity. Problems name the setting and the fix; values

@@ -8,6 +8,9 @@ use serde::Serialize;
 use super::audit::AuditLog;
 use super::EnrichContext;
 
+/// The report code of a write with warnings (see [`UserResult::report_code`]).
+pub const UPDATED_WITH_WARNINGS: &str = "UpdatedWithWarnings";
+
 /// What happened to one user, ready for a report row or a handler's answer. Holds no personal email.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -32,6 +35,29 @@ impl UserResult {
             outcome,
             issues,
             dry_run: false,
+        }
+    }
+
+    /// A result for a user known only by id (left to another handler before it was read).
+    pub fn for_id(user_id: &str, outcome: Outcome) -> Self {
+        Self {
+            user_id: user_id.to_string(),
+            user_principal_name: None,
+            employee_id: None,
+            outcome,
+            issues: Vec::new(),
+            dry_run: false,
+        }
+    }
+
+    /// The code the outcome table, the reports and the summary count by: the outcome's own code,
+    /// except that a write that left a field out (an invalid or missing value next to a valid one, a
+    /// dropped existing value, a lost audit line) is `UpdatedWithWarnings`, so it is counted apart
+    /// from clean updates and appears, with its warnings, in the report.
+    pub fn report_code(&self) -> &'static str {
+        match &self.outcome {
+            Outcome::Updated { .. } if !self.issues.is_empty() => UPDATED_WITH_WARNINGS,
+            o => o.code(),
         }
     }
 

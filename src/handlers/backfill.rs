@@ -23,6 +23,7 @@ use serde_json::json;
 
 use super::apply::{outcome_for_write_error, UserResult};
 use super::audit::{now_rfc3339, read_run, AuditError, AuditLog};
+use super::claim::{unix_ms, user_claim_key, ClaimGuard, ClaimStats, Claimed, Claims, LEASE};
 use super::context::HrSource;
 use super::report::{belongs_in_report, ReportRow, Tally};
 use super::{EnrichContext, RunId};
@@ -105,6 +106,9 @@ pub struct BackfillSummary {
     pub elapsed_ms: u64,
     /// Duration of the write phase alone (what the write rate is measured against).
     pub write_ms: u64,
+    /// Claims taken before writes, users left to another handler writing them at the same moment,
+    /// and the state-store requests the claims cost.
+    pub claims: ClaimStats,
     /// Every user not updated, with the reason.
     #[serde(skip)]
     pub report: Vec<ReportRow>,
@@ -149,6 +153,9 @@ struct PlannedWrite {
     patch: UserPatch,
     outcome: Outcome,
     issues: Vec<FieldIssue>,
+    /// When the page this plan came from was read (Unix ms): a write released by another handler
+    /// after it makes the plan stale.
+    read_at: i64,
 }
 
 impl PlannedWrite {
@@ -184,7 +191,7 @@ struct Totals {
 
 impl Totals {
     fn settle(&mut self, result: &UserResult, personal_email: Option<&str>) {
-        self.tally.add(&result.outcome);
+        self.tally.add_result(result);
         if belongs_in_report(result) {
             self.report
                 .push(ReportRow::from_result(result, personal_email));
@@ -197,6 +204,7 @@ impl Totals {
 struct WritePipeline {
     graph: entra_graph::GraphClient,
     audit: AuditLog,
+    claims: Claims,
     concurrency: usize,
     batch: Vec<PlannedWrite>,
     in_flight: futures::stream::FuturesUnordered<
@@ -207,10 +215,11 @@ struct WritePipeline {
 }
 
 impl WritePipeline {
-    fn new(ctx: &EnrichContext, audit: AuditLog, concurrency: usize) -> Self {
+    fn new(ctx: &EnrichContext, audit: AuditLog, claims: Claims, concurrency: usize) -> Self {
         Self {
             graph: ctx.graph.clone(),
             audit,
+            claims,
             concurrency: concurrency.max(1),
             batch: Vec::with_capacity(BATCH_SIZE),
             in_flight: futures::stream::FuturesUnordered::new(),
@@ -241,9 +250,11 @@ impl WritePipeline {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
         let graph = self.graph.clone();
         let audit = self.audit.clone();
+        let claims = self.claims.clone();
         let last_round = self.last_round;
-        self.in_flight
-            .push(Box::pin(write_batch(graph, audit, batch, last_round)));
+        self.in_flight.push(Box::pin(write_batch(
+            graph, audit, claims, batch, last_round,
+        )));
     }
 
     async fn collect_one(&mut self, totals: &mut Totals, denied: &mut HashSet<String>) {
@@ -275,32 +286,43 @@ impl WritePipeline {
     }
 }
 
-/// One `$batch`: PATCH up to 20 users, then one audit append for all that Graph accepted.
+/// One `$batch`: claim the users, PATCH those held (up to 20), one audit append for all that Graph
+/// accepted, then release the claims.
 async fn write_batch(
     graph: entra_graph::GraphClient,
     audit: AuditLog,
+    claims: Claims,
     batch: Vec<PlannedWrite>,
     last_round: bool,
 ) -> BatchDone {
-    let items: Vec<(String, UserPatch)> = batch
+    let mut done = BatchDone {
+        results: Vec::with_capacity(batch.len()),
+        again: Vec::new(),
+    };
+    let (held, guards) = claim_batch(&claims, batch, last_round, &mut done).await;
+    if held.is_empty() {
+        return done;
+    }
+    let items: Vec<(String, UserPatch)> = held
         .iter()
         .map(|w| (w.user_id.clone(), w.patch.clone()))
         .collect();
-    let answers = graph.patch_users_batch(&items).await;
-    let mut results = Vec::with_capacity(batch.len());
-    let mut again = Vec::new();
+    // The writes must land while the claims hold: the lease caps the batch's deadline.
+    let lease_end = tokio::time::Instant::now() + LEASE - Duration::from_secs(10);
+    let answers = entra_graph::deadline::within(lease_end, graph.patch_users_batch(&items)).await;
     let mut accepted: Vec<(UserRecord, UserPatch)> = Vec::new();
     let mut accepted_at: Vec<usize> = Vec::new();
-    for (w, answer) in batch.into_iter().zip(answers) {
+    for (w, answer) in held.into_iter().zip(answers) {
         if !last_round && matches!(&answer, Err(e) if e.is_transient()) {
-            again.push(w);
+            done.again.push(w);
             continue;
         }
         let Some(user) = w.record() else { continue };
         match answer {
             Ok(()) => {
-                accepted_at.push(results.len());
-                results.push(UserResult::without_write(&user, w.outcome, w.issues));
+                accepted_at.push(done.results.len());
+                done.results
+                    .push(UserResult::without_write(&user, w.outcome, w.issues));
                 accepted.push((user, w.patch));
             }
             Err(e) => {
@@ -308,15 +330,16 @@ async fn write_batch(
                 if !matches!(outcome, Outcome::Denied { .. }) {
                     tracing::warn!(user_id = %user.id(), code = outcome.code(), error = %e, "write not applied");
                 }
-                results.push(UserResult::without_write(&user, outcome, w.issues));
+                done.results
+                    .push(UserResult::without_write(&user, outcome, w.issues));
             }
         }
     }
-    // One append (one flush) for the whole batch.
+    // One append (one flush) for the whole batch, before the claims are released.
     if let Err(e) = audit.record_many(&accepted).await {
         tracing::error!(error = %e, users = accepted.len(), "writes succeeded but their audit records could not be stored");
         for i in accepted_at {
-            if let Some(r) = results.get_mut(i) {
+            if let Some(r) = done.results.get_mut(i) {
                 r.issues.push(FieldIssue {
                     field: "audit",
                     reason: format!("the audit record could not be stored: {e}"),
@@ -324,11 +347,67 @@ async fn write_batch(
             }
         }
     }
-    BatchDone { results, again }
+    futures::future::join_all(guards.into_iter().map(ClaimGuard::release)).await;
+    done
 }
 
-/// Runs a backfill.
+/// Claims every user of a batch at once. Users another handler holds, or wrote since this run read
+/// them, are settled as `ClaimedElsewhere`; a claim the store could not answer is retried in a later
+/// round (or reported as failed in the last one).
+async fn claim_batch(
+    claims: &Claims,
+    batch: Vec<PlannedWrite>,
+    last_round: bool,
+    done: &mut BatchDone,
+) -> (Vec<PlannedWrite>, Vec<ClaimGuard>) {
+    let answers = futures::future::join_all(batch.iter().map(|w| {
+        let key = user_claim_key(&w.user_id);
+        async move { claims.acquire(&key, Some(w.read_at)).await }
+    }))
+    .await;
+    let mut held = Vec::with_capacity(batch.len());
+    let mut guards = Vec::with_capacity(batch.len());
+    for (w, answer) in batch.into_iter().zip(answers) {
+        let outcome = match answer {
+            Ok(Claimed::Held(guard)) => {
+                guards.push(guard);
+                held.push(w);
+                continue;
+            }
+            Ok(Claimed::Busy { handler, .. } | Claimed::Stale { handler }) => {
+                Outcome::ClaimedElsewhere { handler }
+            }
+            Err(_) if !last_round => {
+                done.again.push(w);
+                continue;
+            }
+            Err(e) => Outcome::failed(format!("the user could not be claimed: {e}"), true),
+        };
+        if let Some(user) = w.record() {
+            done.results
+                .push(UserResult::without_write(&user, outcome, Vec::new()));
+        }
+    }
+    (held, guards)
+}
+
+/// Runs a backfill. With a time budget (timers), no write starts after it, and every call stops at
+/// the budget plus [`super::watch::TIMER_GRACE`] at the latest; what is left is deferred.
 pub async fn run_backfill(
+    ctx: &EnrichContext,
+    options: &BackfillOptions,
+    progress: &dyn Progress,
+) -> Result<BackfillSummary, BackfillError> {
+    match options.time_budget {
+        Some(budget) => {
+            let hard = tokio::time::Instant::now() + budget + super::watch::TIMER_GRACE;
+            entra_graph::deadline::within(hard, backfill(ctx, options, progress)).await
+        }
+        None => backfill(ctx, options, progress).await,
+    }
+}
+
+async fn backfill(
     ctx: &EnrichContext,
     options: &BackfillOptions,
     progress: &dyn Progress,
@@ -396,11 +475,16 @@ pub async fn run_backfill(
     // No server-side prefilter: out-of-scope users are read too, so the report names them.
     let mut pager = ctx.graph.list_users(None, &select_refs, 999);
     let mut totals = Totals::default();
-    let mut pipeline = WritePipeline::new(ctx, audit.clone(), options.concurrency);
+    let claims = Claims::new(ctx.state.clone(), "backfill", run_id.as_str());
+    let mut pipeline = WritePipeline::new(ctx, audit.clone(), claims.clone(), options.concurrency);
     let (mut listed, mut in_scope, mut issued) = (0u64, 0u64, 0usize);
     let write_started = Instant::now();
 
-    while let Some(page) = pager.next_page().await? {
+    loop {
+        let read_at = unix_ms(time::OffsetDateTime::now_utc());
+        let Some(page) = pager.next_page().await? else {
+            break;
+        };
         listed += page.len() as u64;
         progress.advance(page.len() as u64);
         for json in page {
@@ -442,7 +526,8 @@ pub async fn run_backfill(
             if already.contains(user.id()) {
                 // Written by this run before it was interrupted.
                 totals.already_written += 1;
-                totals.tally.add(&decision.outcome);
+                let r = UserResult::without_write(&user, decision.outcome, decision.issues);
+                totals.settle(&r, personal_email.as_deref());
                 continue;
             }
             if denied.contains(user.id()) && !options.retry_denied {
@@ -479,6 +564,7 @@ pub async fn run_backfill(
                 patch,
                 outcome: decision.outcome,
                 issues: decision.issues,
+                read_at,
             };
             pipeline.push(write, &mut totals, &mut denied).await;
         }
@@ -537,6 +623,7 @@ pub async fn run_backfill(
         outcomes: totals.tally,
         elapsed_ms: started.elapsed().as_millis() as u64,
         write_ms,
+        claims: claims.stats(),
         report: totals.report,
     })
 }

@@ -47,6 +47,8 @@ pub struct EnrichContext {
     pub state: Arc<dyn StateStore>,
     /// Plan and report, never write.
     pub dry_run: bool,
+    /// lcw-joiner answers within this (`ENRICH_JOINER_DEADLINE_SECONDS`).
+    pub joiner_deadline: std::time::Duration,
 }
 
 impl EnrichContext {

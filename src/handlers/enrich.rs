@@ -1,11 +1,19 @@
-//! Enrich one user: read, scope, match, validate, diff, plan, write. Used by the `enrich` command, by
-//! new-hire-watch for each changed user, and by lcw-joiner for the workflow's subject.
+//! Enrich one user: claim, read, scope, match, validate, diff, plan, write, release. Used by the
+//! `enrich` command, by new-hire-watch for each changed user, and by lcw-joiner for the workflow's
+//! subject.
+//!
+//! The write is based on a read made *after* the claim ([`super::claim`]), so two handlers reaching
+//! the same user at the same moment write it once: the second finds the claim taken (and leaves the
+//! user, or waits briefly), or reads the first one's write and plans `NoChangeRequired`.
 
-use entra_core::{plan_user, Outcome, SourceLookup, UserRecord};
+use std::time::Duration;
+
+use entra_core::{plan_user, Decision, Outcome, SourceLookup, UserRecord};
 use entra_graph::GraphError;
 
 use super::apply::{apply_decision, UserResult};
 use super::audit::AuditLog;
+use super::claim::{user_claim_key, ClaimGuard, Claimed, Claims};
 use super::context::HrSource;
 use super::EnrichContext;
 
@@ -16,6 +24,15 @@ pub enum UserRef {
     Id(String),
     /// HR `employeeId`: must match exactly one in-scope user.
     EmployeeId(String),
+}
+
+/// What to do when another handler holds the user's claim.
+#[derive(Debug, Clone, Copy)]
+pub enum WhenBusy {
+    /// Leave the user to the holder at once (the watch and the backfill).
+    Leave,
+    /// Poll for up to this long, then leave it (lcw-joiner, which answers 503 then).
+    Wait(Duration),
 }
 
 /// Why a single-user enrichment could not even be planned.
@@ -29,33 +46,152 @@ pub enum EnrichError {
     Graph(#[from] GraphError),
     #[error("Graph returned a user without an id")]
     Malformed,
+    #[error("state store (claims): {0}")]
+    State(#[from] entra_state::StateError),
 }
 
 impl EnrichError {
     /// True when trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(self, EnrichError::Graph(e) if e.is_transient())
+        match self {
+            EnrichError::Graph(e) => e.is_transient(),
+            EnrichError::State(_) => true,
+            _ => false,
+        }
     }
 }
 
-/// Reads, plans and (unless dry-run) writes one user.
+/// Claims, reads, plans and (unless dry-run) writes one user.
 pub async fn enrich_user(
     ctx: &EnrichContext,
     audit: &AuditLog,
+    claims: &Claims,
     target: &UserRef,
+    when_busy: WhenBusy,
 ) -> Result<UserResult, EnrichError> {
-    let select = ctx.select();
-    let select: Vec<&str> = select.iter().map(String::as_str).collect();
-    let user = match target {
-        UserRef::Id(id) => {
-            let json = ctx
-                .graph
-                .get_user(id, &select)
-                .await?
-                .ok_or(EnrichError::NotFound)?;
-            UserRecord::from_json(json).map_err(|_| EnrichError::Malformed)?
+    match target {
+        // An object id: claim first, then read once.
+        UserRef::Id(id) if is_object_id(id) => {
+            enrich_claimed(ctx, audit, claims, id, None, when_busy).await
         }
+        // A UPN or an employeeId: find the object id first.
+        _ => match resolve(ctx, target).await? {
+            Resolved::User(user) => {
+                let id = user.id().to_string();
+                enrich_claimed(ctx, audit, claims, &id, Some(user), when_busy).await
+            }
+            Resolved::Refused(result) => Ok(result),
+        },
+    }
+}
+
+/// Enriches the user `id`. `prefetched` is a record already read (a delta page, a lookup): when its
+/// plan writes nothing, the user is settled without a claim; otherwise the user is claimed and read
+/// again, and the write is planned from that read.
+pub async fn enrich_claimed(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    claims: &Claims,
+    id: &str,
+    prefetched: Option<UserRecord>,
+    when_busy: WhenBusy,
+) -> Result<UserResult, EnrichError> {
+    if let Some(user) = prefetched {
+        // No Graph call here: the duplicate check only ever turns a write into a refusal, and the
+        // claimed re-read below makes it.
+        let preview = plan_with(ctx, &user, false);
+        if preview.patch.is_none() {
+            return Ok(apply_decision(ctx, audit, &user, preview).await);
+        }
+    }
+    if ctx.dry_run {
+        // Nothing is written, so nothing is claimed.
+        let user = read_user(ctx, id).await?;
+        let decision = plan_record(ctx, &user).await?;
+        return Ok(apply_decision(ctx, audit, &user, decision).await);
+    }
+    let guard = match claim(claims, id, when_busy).await? {
+        Ok(guard) => guard,
+        Err(handler) => {
+            return Ok(UserResult::for_id(
+                id,
+                Outcome::ClaimedElsewhere { handler },
+            ))
+        }
+    };
+    let result = async {
+        let user = read_user(ctx, id).await?;
+        let decision = plan_record(ctx, &user).await?;
+        Ok(apply_decision(ctx, audit, &user, decision).await)
+    }
+    .await;
+    guard.release().await;
+    result
+}
+
+/// Takes the user's claim, waiting as `when_busy` says; `Err(holder)` when it stays taken.
+async fn claim(
+    claims: &Claims,
+    id: &str,
+    when_busy: WhenBusy,
+) -> Result<Result<ClaimGuard, String>, EnrichError> {
+    let key = user_claim_key(id);
+    let give_up = match when_busy {
+        WhenBusy::Leave => tokio::time::Instant::now(),
+        WhenBusy::Wait(d) => tokio::time::Instant::now() + d,
+    };
+    loop {
+        match claims.acquire(&key, None).await? {
+            Claimed::Held(guard) => return Ok(Ok(guard)),
+            Claimed::Busy { handler, .. } | Claimed::Stale { handler } => {
+                let pause = Duration::from_millis(200);
+                if tokio::time::Instant::now() + pause > give_up {
+                    tracing::info!(user_id = %id, holder = %handler, "another handler is writing this user; left to it");
+                    return Ok(Err(handler));
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }
+    }
+}
+
+/// Plans an already-read user (scope, duplicate check, source lookup, diff) without writing.
+pub async fn plan_record(ctx: &EnrichContext, user: &UserRecord) -> Result<Decision, GraphError> {
+    let duplicate_target = if ctx.policy.scope.matches(user) {
+        is_duplicate_target(ctx, user).await?
+    } else {
+        false
+    };
+    Ok(plan_with(ctx, user, duplicate_target))
+}
+
+fn plan_with(ctx: &EnrichContext, user: &UserRecord, duplicate_target: bool) -> Decision {
+    let values;
+    let lookup = match &ctx.hr {
+        HrSource::Directory => {
+            values = ctx.sources.values_from_user(user);
+            SourceLookup::Found(&values)
+        }
+        HrSource::Index(index) => match user.employee_id() {
+            Some(eid) => index.lookup(eid),
+            None => SourceLookup::NotFound,
+        },
+    };
+    plan_user(&ctx.policy, user, lookup, duplicate_target)
+}
+
+enum Resolved {
+    User(UserRecord),
+    /// Refused before any claim (an ambiguous employeeId).
+    Refused(UserResult),
+}
+
+async fn resolve(ctx: &EnrichContext, target: &UserRef) -> Result<Resolved, EnrichError> {
+    match target {
+        UserRef::Id(id) => Ok(Resolved::User(read_user(ctx, id).await?)),
         UserRef::EmployeeId(eid) => {
+            let select = ctx.select();
+            let select: Vec<&str> = select.iter().map(String::as_str).collect();
             let matches = ctx.graph.find_users_by_employee_id(eid, &select).await?;
             let mut users: Vec<UserRecord> = matches
                 .into_iter()
@@ -68,46 +204,35 @@ pub async fn enrich_user(
             if in_scope > 1 {
                 // Ambiguous: refuse, and say so for the first of them.
                 let first = users.remove(0);
-                return Ok(UserResult::without_write(
+                return Ok(Resolved::Refused(UserResult::without_write(
                     &first,
                     Outcome::DuplicateTargetEntries,
                     Vec::new(),
-                ));
+                )));
             }
             let pos = users
                 .iter()
                 .position(|u| ctx.policy.scope.matches(u))
                 .unwrap_or(0);
-            users.swap_remove(pos)
+            Ok(Resolved::User(users.swap_remove(pos)))
         }
-    };
-    enrich_record(ctx, audit, user).await
+    }
 }
 
-/// Plans and applies an already-read user (new-hire-watch reads users from delta pages).
-pub async fn enrich_record(
-    ctx: &EnrichContext,
-    audit: &AuditLog,
-    user: UserRecord,
-) -> Result<UserResult, EnrichError> {
-    let duplicate_target = if ctx.policy.scope.matches(&user) {
-        is_duplicate_target(ctx, &user).await?
-    } else {
-        false
-    };
-    let values;
-    let lookup = match &ctx.hr {
-        HrSource::Directory => {
-            values = ctx.sources.values_from_user(&user);
-            SourceLookup::Found(&values)
-        }
-        HrSource::Index(index) => match user.employee_id() {
-            Some(eid) => index.lookup(eid),
-            None => SourceLookup::NotFound,
-        },
-    };
-    let decision = plan_user(&ctx.policy, &user, lookup, duplicate_target);
-    Ok(apply_decision(ctx, audit, &user, decision).await)
+async fn read_user(ctx: &EnrichContext, id: &str) -> Result<UserRecord, EnrichError> {
+    let select = ctx.select();
+    let select: Vec<&str> = select.iter().map(String::as_str).collect();
+    let json = ctx
+        .graph
+        .get_user(id, &select)
+        .await?
+        .ok_or(EnrichError::NotFound)?;
+    UserRecord::from_json(json).map_err(|_| EnrichError::Malformed)
+}
+
+/// An Entra object id: a GUID (which is also a valid claim key). UPNs are resolved first.
+fn is_object_id(id: &str) -> bool {
+    uuid::Uuid::parse_str(id).is_ok()
 }
 
 /// True when another in-scope user shares this user's `employeeId` (an ambiguous match we refuse).

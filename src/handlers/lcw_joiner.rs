@@ -5,8 +5,13 @@
 //!    A failure answers 401 and never reaches Graph.
 //! 2. The callout body is parsed leniently; a malformed body answers 400 naming the field.
 //! 3. A callout already answered (same `taskProcessingResult.id`) is answered again from the record,
-//!    with no Graph call: a replay writes nothing.
-//! 4. The subject is read by object id and enriched by the engine.
+//!    with no Graph call: a replay writes nothing. Concurrent copies of one callout (a relay retrying
+//!    while the first attempt runs) claim the callout: one goes on, the others answer 503 with
+//!    `Retry-After` until the record exists, then the recorded answer.
+//! 4. The subject is claimed ([`super::claim`]), read by object id and enriched by the engine. If
+//!    another handler holds the subject's claim, lcw-joiner waits a few seconds, then answers 503.
+//!    Everything runs within `ENRICH_JOINER_DEADLINE_SECONDS` (default 40 s, inside the relay's 60 s
+//!    HTTP action); past it the answer is 503 and there is no resume.
 //! 5. `resume` is called with the mapped status:
 //!
 //! | outcome                                      | resume      |
@@ -28,8 +33,13 @@ use entra_state::WriteCondition;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use std::time::Duration;
+
+use tokio::time::Instant;
+
 use super::audit::{now_rfc3339, AuditLog};
-use super::enrich::{enrich_user, EnrichError, UserRef};
+use super::claim::{callout_claim_key, Claimed, Claims};
+use super::enrich::{enrich_user, EnrichError, UserRef, WhenBusy};
 use super::{EnrichContext, RunId};
 
 /// The transport-neutral request: what the adapter extracted from the host's payload.
@@ -87,8 +97,57 @@ fn answered_key(task_processing_result_id: &str) -> String {
 /// Seconds the relay should wait before retrying after a transient failure.
 pub const RETRY_AFTER_SECONDS: u64 = 30;
 
-/// Handles one relayed callout.
+/// How long lcw-joiner waits for a user another handler is writing before it answers 503.
+const BUSY_WAIT: Duration = Duration::from_secs(5);
+/// The inner calls stop this much before the joiner's deadline, so that it answers 503 itself.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(750);
+/// A resume is not started with less time left than this (it could not be known to have landed).
+const RESUME_MIN_TIME: Duration = Duration::from_secs(1);
+
+/// Handles one relayed callout within the context's joiner deadline, counted from now.
 pub async fn handle_callout(
+    ctx: &EnrichContext,
+    validator: Option<&CallerValidator>,
+    request: JoinerRequest,
+) -> JoinerResponse {
+    handle_callout_by(
+        ctx,
+        validator,
+        request,
+        Instant::now() + ctx.joiner_deadline,
+    )
+    .await
+}
+
+/// Handles one relayed callout, answering by `deadline` (the adapter's invocation start plus
+/// `ENRICH_JOINER_DEADLINE_SECONDS`, or the platform's own deadline when that is earlier).
+///
+/// Every Graph, token and state call runs under the deadline; when it runs out the answer is 503 with
+/// `Retry-After` and the task is not resumed. Claims held at that moment are released in the
+/// background (or end with their lease).
+pub async fn handle_callout_by(
+    ctx: &EnrichContext,
+    validator: Option<&CallerValidator>,
+    request: JoinerRequest,
+    deadline: Instant,
+) -> JoinerResponse {
+    let soft = deadline
+        .checked_sub(DEADLINE_MARGIN)
+        .unwrap_or(deadline)
+        .max(Instant::now());
+    let work = entra_graph::deadline::within(soft, answer_callout(ctx, validator, request));
+    match tokio::time::timeout_at(deadline, work).await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::warn!("lcw-joiner deadline reached; answering 503 without resuming");
+            unavailable(
+                "the joiner deadline (ENRICH_JOINER_DEADLINE_SECONDS) passed before the subject was enriched; the relay retries",
+            )
+        }
+    }
+}
+
+async fn answer_callout(
     ctx: &EnrichContext,
     validator: Option<&CallerValidator>,
     request: JoinerRequest,
@@ -123,34 +182,69 @@ pub async fn handle_callout(
             )
         }
     };
-    let tpr_id = callout.task_processing_result_id().to_string();
-    let subject_id = callout.subject_id().to_string();
 
-    // 3. Replay.
-    match ctx.state.get(&answered_key(&tpr_id)).await {
-        Ok(Some(v)) => {
-            if let Ok(a) = serde_json::from_slice::<Answered>(&v.bytes) {
-                tracing::info!(task_processing_result_id = %tpr_id, "replayed callout: answering from the record, no Graph call");
-                return JoinerResponse::new(
-                    200,
-                    json!({
-                        "subjectId": subject_id,
-                        "outcome": a.outcome,
-                        "resume": a.resume,
-                        "reasons": a.reasons,
-                        "replayed": true,
-                    }),
-                );
-            }
-        }
-        Ok(None) => {}
-        Err(e) => return unavailable(&format!("state store: {e}")),
+    // 3. Replay, before and after taking the callout's claim (the first attempt may answer between).
+    if let Some(answer) = replayed(ctx, &callout).await {
+        return answer;
     }
-
-    // 4. Enrich.
     let run_id = RunId::new();
-    let audit = AuditLog::new(ctx.state.clone(), run_id.clone(), "lcw-joiner");
-    let result = match enrich_user(ctx, &audit, &UserRef::Id(subject_id.clone())).await {
+    if ctx.dry_run {
+        // Nothing is written, so nothing is claimed.
+        let claims = Claims::new(ctx.state.clone(), "lcw-joiner", run_id.as_str());
+        return enrich_and_resume(ctx, &callout, &claims, run_id).await;
+    }
+    let claims = Claims::new(ctx.state.clone(), "lcw-joiner", run_id.as_str());
+    let key = callout_claim_key(callout.task_processing_result_id());
+    let guard = match claims.acquire(&key, None).await {
+        Ok(Claimed::Held(guard)) => guard,
+        Ok(Claimed::Busy { .. } | Claimed::Stale { .. }) => {
+            tracing::info!(task_processing_result_id = %callout.task_processing_result_id(), "an earlier attempt of this callout is still in flight");
+            return unavailable("an earlier attempt of this callout is still in flight; its answer is recorded when it ends");
+        }
+        Err(e) => return unavailable(&format!("state store: {e}")),
+    };
+    let answer = match replayed(ctx, &callout).await {
+        Some(answer) => answer,
+        None => enrich_and_resume(ctx, &callout, &claims, run_id).await,
+    };
+    guard.release().await;
+    answer
+}
+
+/// The recorded answer of a callout already handled (same `taskProcessingResult.id`): no Graph call.
+async fn replayed(ctx: &EnrichContext, callout: &entra_lcw::Callout) -> Option<JoinerResponse> {
+    let tpr_id = callout.task_processing_result_id();
+    match ctx.state.get(&answered_key(tpr_id)).await {
+        Ok(Some(v)) => {
+            let a = serde_json::from_slice::<Answered>(&v.bytes).ok()?;
+            tracing::info!(task_processing_result_id = %tpr_id, "replayed callout: answering from the record, no Graph call");
+            Some(JoinerResponse::new(
+                200,
+                json!({
+                    "subjectId": callout.subject_id(),
+                    "outcome": a.outcome,
+                    "resume": a.resume,
+                    "reasons": a.reasons,
+                    "replayed": true,
+                }),
+            ))
+        }
+        Ok(None) => None,
+        Err(e) => Some(unavailable(&format!("state store: {e}"))),
+    }
+}
+
+/// Steps 4 and 5: enrich the subject under its claim, then resume.
+async fn enrich_and_resume(
+    ctx: &EnrichContext,
+    callout: &entra_lcw::Callout,
+    claims: &Claims,
+    run_id: RunId,
+) -> JoinerResponse {
+    let subject_id = callout.subject_id().to_string();
+    let audit = AuditLog::new(ctx.state.clone(), run_id, "lcw-joiner");
+    let target = UserRef::Id(subject_id.clone());
+    let result = match enrich_user(ctx, &audit, claims, &target, WhenBusy::Wait(BUSY_WAIT)).await {
         Ok(r) => r,
         Err(e) if e.is_transient() => return unavailable(&e.to_string()),
         Err(EnrichError::NotFound) => {
@@ -161,7 +255,7 @@ pub async fn handle_callout(
         Err(e) => {
             return resume_and_answer(
                 ctx,
-                &callout,
+                callout,
                 &subject_id,
                 "Failed",
                 ResumeStatus::Failed,
@@ -170,19 +264,22 @@ pub async fn handle_callout(
             .await;
         }
     };
-    if let Outcome::Failed {
-        transient: true,
-        reason,
-    } = &result.outcome
-    {
-        return unavailable(reason);
+    match &result.outcome {
+        Outcome::Failed {
+            transient: true,
+            reason,
+        } => return unavailable(reason),
+        Outcome::ClaimedElsewhere { handler } => {
+            return unavailable(&format!(
+                "{handler} is writing this user right now; the retry answers once it is done"
+            ))
+        }
+        _ => {}
     }
-
-    // 5. Resume.
     let (status, reasons) = resume_mapping(&result.outcome, &result.issues);
     resume_and_answer(
         ctx,
-        &callout,
+        callout,
         &subject_id,
         result.outcome.code(),
         status,
@@ -226,6 +323,11 @@ async fn resume_and_answer(
         ResumeStatus::Failed => ResumeStatusName::Failed,
     };
     let mut resume_error = None;
+    if entra_graph::deadline::remaining().is_some_and(|left| left < RESUME_MIN_TIME) {
+        return unavailable(
+            "too little of the joiner deadline was left to resume; the relay retries",
+        );
+    }
     if !ctx.dry_run {
         let mut answer = ctx.graph.post_json(&path, &body).await;
         if matches!(&answer, Err(e) if e.status() == Some(400))

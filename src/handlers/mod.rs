@@ -6,10 +6,12 @@
 //! - [`watch`]: new-hire-watch, Graph `users/delta` → enrich what changed.
 //! - [`lcw_joiner`]: a Lifecycle Workflows custom task extension callout → enrich → resume.
 //! - [`rollback`]: restore the before-values of one run.
+//! - [`claim`]: one writer per user (and per callout), whichever handler and instance gets there first.
 
 pub mod apply;
 pub mod audit;
 pub mod backfill;
+pub mod claim;
 pub mod context;
 pub mod enrich;
 pub mod lcw_joiner;

@@ -36,7 +36,7 @@ impl ReportRow {
             user_id: result.user_id.clone(),
             user_principal_name: result.user_principal_name.clone(),
             employee_id: result.employee_id.clone(),
-            outcome: result.outcome.code().to_string(),
+            outcome: result.report_code().to_string(),
             detail,
             personal_email: personal_email.map(str::to_string),
         }
@@ -51,15 +51,19 @@ impl ReportRow {
     }
 }
 
-/// True when a result belongs in the "not updated" report: anything but a (planned) update without issues
-/// and an unchanged user.
+/// True when a result belongs in the report: every user not fully updated, that is anything but a
+/// clean update (`EntryExportUpdate`) or an unchanged user (`NoChangeRequired`). The outcome table
+/// counts by the same [`UserResult::report_code`], so its other rows add up to the report.
 pub fn belongs_in_report(result: &UserResult) -> bool {
-    match &result.outcome {
-        Outcome::Updated { .. } => !result.issues.is_empty(),
-        Outcome::Unchanged => false,
-        _ => true,
-    }
+    !is_fully_updated_code(result.report_code())
 }
+
+/// `EntryExportUpdate` and `NoChangeRequired`: the codes that are not in the report.
+pub fn is_fully_updated_code(code: &str) -> bool {
+    code == Outcome::Unchanged.code() || code == FULL_UPDATE
+}
+
+const FULL_UPDATE: &str = "EntryExportUpdate";
 
 /// The report as a JSON array.
 pub fn render_json(rows: &[ReportRow], show_pii: bool) -> Vec<u8> {
@@ -100,10 +104,25 @@ pub struct Tally {
 
 impl Tally {
     pub fn add(&mut self, outcome: &Outcome) {
-        *self
-            .by_outcome
-            .entry(outcome.code().to_string())
-            .or_default() += 1;
+        self.add_code(outcome.code());
+    }
+
+    /// Counts a result by its report code (see [`UserResult::report_code`]).
+    pub fn add_result(&mut self, result: &UserResult) {
+        self.add_code(result.report_code());
+    }
+
+    fn add_code(&mut self, code: &str) {
+        *self.by_outcome.entry(code.to_string()).or_default() += 1;
+    }
+
+    /// Users the report lists: every row but clean updates and unchanged users.
+    pub fn not_fully_updated(&self) -> u64 {
+        self.by_outcome
+            .iter()
+            .filter(|(code, _)| !is_fully_updated_code(code))
+            .map(|(_, n)| n)
+            .sum()
     }
 
     pub fn get(&self, code: &str) -> u64 {

@@ -20,7 +20,8 @@ use serde::{Deserialize, Serialize};
 
 use super::apply::UserResult;
 use super::audit::{now_rfc3339, AuditLog};
-use super::enrich::enrich_record;
+use super::claim::{ClaimStats, Claims};
+use super::enrich::{enrich_claimed, EnrichError, WhenBusy};
 use super::report::Tally;
 use super::{EnrichContext, RunId};
 
@@ -52,6 +53,8 @@ pub struct WatchSummary {
     /// False when the time budget ended the invocation mid-round (the next one resumes).
     pub round_complete: bool,
     pub outcomes: Tally,
+    /// Claims taken, and users left to another handler writing them at the same moment.
+    pub claims: ClaimStats,
 }
 
 /// Watch failures that stop the invocation; the cursor is left where it was.
@@ -78,14 +81,28 @@ impl WatchError {
 /// Users enriched at once within one delta page.
 const CONCURRENCY: usize = 8;
 
-/// Runs one new-hire-watch invocation within `time_budget`.
+/// How long past its time budget a timer's calls may still run (a page, a write in flight) before
+/// they are cut off. `functionTimeout` (host.json, 10 min) must exceed the budget plus this.
+pub const TIMER_GRACE: Duration = Duration::from_secs(60);
+
+/// Runs one new-hire-watch invocation: no page is started after `time_budget`, and every Graph call
+/// stops at the budget plus [`TIMER_GRACE`] at the latest (the cursor then stays where it was).
 pub async fn run_watch(
+    ctx: &EnrichContext,
+    time_budget: Duration,
+) -> Result<WatchSummary, WatchError> {
+    let hard = tokio::time::Instant::now() + time_budget + TIMER_GRACE;
+    entra_graph::deadline::within(hard, watch_round(ctx, time_budget)).await
+}
+
+async fn watch_round(
     ctx: &EnrichContext,
     time_budget: Duration,
 ) -> Result<WatchSummary, WatchError> {
     let started = Instant::now();
     let run_id = RunId::new();
     let audit = AuditLog::new(ctx.state.clone(), run_id.clone(), "new-hire-watch");
+    let claims = Claims::new(ctx.state.clone(), "new-hire-watch", run_id.as_str());
     let select = ctx.select();
     let mut summary = WatchSummary {
         run_id: run_id.to_string(),
@@ -135,8 +152,17 @@ pub async fn run_watch(
                 .filter(|u| ctx.policy.scope.matches(u))
                 .collect();
             summary.users_in_scope += in_scope.len() as u64;
-            let results: Vec<Result<UserResult, super::enrich::EnrichError>> =
-                futures::stream::iter(in_scope.into_iter().map(|u| enrich_record(ctx, &audit, u)))
+            // Each user is claimed before its write and re-read under the claim, so lcw-joiner, a
+            // backfill or another watch instance on the same user at the same moment write it once.
+            let enrich = |u: UserRecord| {
+                let (audit, claims) = (&audit, &claims);
+                async move {
+                    let id = u.id().to_string();
+                    enrich_claimed(ctx, audit, claims, &id, Some(u), WhenBusy::Leave).await
+                }
+            };
+            let results: Vec<Result<UserResult, EnrichError>> =
+                futures::stream::iter(in_scope.into_iter().map(enrich))
                     .buffer_unordered(CONCURRENCY)
                     .collect()
                     .await;
@@ -147,7 +173,7 @@ pub async fn run_watch(
                             summary.writes += 1;
                         }
                         tracing::info!(user_id = %r.user_id, outcome = r.outcome.code(), "new-hire-watch");
-                        summary.outcomes.add(&r.outcome);
+                        summary.outcomes.add_result(&r);
                     }
                     Err(e) => {
                         // A failed read of one user must not lose the others: report it, keep going.
@@ -204,5 +230,6 @@ pub async fn run_watch(
         }
         cursor = DeltaCursor::Link(link);
     }
+    summary.claims = claims.stats();
     Ok(summary)
 }

@@ -46,6 +46,13 @@ pub enum Outcome {
         /// What the admin should do.
         fix: String,
     },
+    /// Another handler (another instance, or lcw-joiner and the watch on the same new hire) was
+    /// writing this user at the same moment, or wrote it after this handler read it: left to it, so
+    /// the user is written once.
+    ClaimedElsewhere {
+        /// The other handler: `lcw-joiner`, `new-hire-watch`, `backfill`, `enrich`.
+        handler: String,
+    },
     /// The write failed.
     Failed {
         /// What went wrong (emails masked).
@@ -84,6 +91,7 @@ impl Outcome {
             Outcome::SourceValueMissing { .. } => "MissingValues",
             Outcome::InvalidValue { .. } => "InvalidValue",
             Outcome::Denied { .. } => "InsufficientRights",
+            Outcome::ClaimedElsewhere { .. } => "ClaimedElsewhere",
             Outcome::Failed { .. } => "Failed",
         }
     }
@@ -101,6 +109,7 @@ impl Outcome {
             Outcome::SourceValueMissing { field } => format!("the HR record has no value for {field}; fill it in HR"),
             Outcome::InvalidValue { field, reason } => format!("the HR value for {field} {reason}; correct it in HR"),
             Outcome::Denied { fix } => format!("Graph denied the write; {fix}"),
+            Outcome::ClaimedElsewhere { handler } => format!("{handler} was writing this user at the same moment; left to it (the next run checks it again)"),
             Outcome::Failed { reason, transient } => {
                 if *transient {
                     format!("failed (will retry): {reason}")
@@ -116,9 +125,9 @@ impl Outcome {
         matches!(self, Outcome::Updated { .. } | Outcome::Unchanged)
     }
 
-    /// Deliberately skipped, not an error: out of scope.
+    /// Deliberately skipped, not an error: out of scope, or left to the handler writing it.
     pub fn is_skipped(&self) -> bool {
-        matches!(self, Outcome::OutOfScope)
+        matches!(self, Outcome::OutOfScope | Outcome::ClaimedElsewhere { .. })
     }
 
     /// Anything that needs an admin's attention or a retry.
@@ -140,6 +149,7 @@ impl Serialize for Outcome {
                 map.serialize_entry("reason", reason)?;
             }
             Outcome::Denied { fix } => map.serialize_entry("fix", fix)?,
+            Outcome::ClaimedElsewhere { handler } => map.serialize_entry("handler", handler)?,
             Outcome::Failed { reason, transient } => {
                 map.serialize_entry("reason", reason)?;
                 map.serialize_entry("transient", transient)?;
@@ -180,6 +190,9 @@ mod tests {
             },
             Outcome::denied_privileged(),
             Outcome::failed("429 for jane.doe@example.com", true),
+            Outcome::ClaimedElsewhere {
+                handler: "lcw-joiner".into(),
+            },
         ]
     }
 
@@ -198,7 +211,8 @@ mod tests {
                 "MissingValues",
                 "InvalidValue",
                 "InsufficientRights",
-                "Failed"
+                "Failed",
+                "ClaimedElsewhere"
             ]
         );
     }
@@ -212,7 +226,8 @@ mod tests {
         assert_eq!(kinds[0], (true, false, false));
         assert_eq!(kinds[1], (true, false, false));
         assert_eq!(kinds[2], (false, true, false));
-        assert!(kinds[3..].iter().all(|k| *k == (false, false, true)));
+        assert!(kinds[3..10].iter().all(|k| *k == (false, false, true)));
+        assert_eq!(kinds[10], (false, true, false));
     }
 
     #[test]

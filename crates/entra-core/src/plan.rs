@@ -152,7 +152,7 @@ enum FieldPlan<T> {
 /// * `duplicate_target`: the user's employeeId is carried by several in-scope users
 ///   ([`crate::EmployeeIdIndex::is_duplicate`]); pass `false` for the directory source.
 ///
-/// Order: scope → duplicate target → source lookup → values → validation → diff. Each field is
+/// Order: scope → employeeId present → duplicate target → source lookup → values → validation → diff. Each field is
 /// decided independently; a field that cannot be written is recorded in `issues` while the other
 /// is still written. When nothing is written, the outcome names the first problem (`otherMails`
 /// before `usageLocation`, invalid before missing), or is `Unchanged`.
@@ -164,6 +164,11 @@ pub fn plan_user(
 ) -> Decision {
     if !policy.scope.matches(user) {
         return Decision::only(Outcome::OutOfScope);
+    }
+    // Matching is by employeeId under every source, the directory included: a user without one is
+    // never written (Entra's provisioning logs call this ImportSkipped).
+    if user.employee_id().is_none() {
+        return Decision::only(Outcome::NoMatchingValue);
     }
     if duplicate_target {
         return Decision::only(Outcome::DuplicateTargetEntries);

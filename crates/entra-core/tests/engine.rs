@@ -442,12 +442,24 @@ fn directory_source_and_custom_scope() {
     };
     let u = user(json!({
         "id": "d1", "userPrincipalName": "jane@contoso.com", "onPremisesSyncEnabled": true,
-        "otherMails": ["old@example.org"],
+        "employeeId": "100042", "otherMails": ["old@example.org"],
         "onPremisesExtensionAttributes": {"extensionAttribute1": "jane.home@example.org"}
     }));
     let values = spec.values_from_user(&u);
     let d = plan_user(&policy, &u, SourceLookup::Found(&values), false);
     assert_eq!(body(&d), json!({"otherMails": ["jane.home@example.org"]}));
+    // The same user without an employeeId (or a blank one) is never written, even though the
+    // directory source has a value for it: matching is by employeeId under every source.
+    for eid in [json!(null), json!("  ")] {
+        let mut raw = Value::Object(u.as_json().clone());
+        raw["employeeId"] = eid;
+        let no_eid = user(raw);
+        let values = spec.values_from_user(&no_eid);
+        let d = plan_user(&policy, &no_eid, SourceLookup::Found(&values), false);
+        assert_eq!(d.outcome, Outcome::NoMatchingValue, "{d:?}");
+        assert_eq!(d.outcome.code(), "ImportSkipped");
+        assert!(d.patch.is_none());
+    }
     let admin = user(json!({
         "id": "d2", "userPrincipalName": "admin-jane@contoso.com", "onPremisesSyncEnabled": true,
         "onPremisesExtensionAttributes": {"extensionAttribute1": "jane.home@example.org"}

@@ -759,7 +759,7 @@ impl GraphClient {
         loop {
             attempt += 1;
             if call.write_cost > 0 {
-                match *deadline {
+                match deadline.or_else(crate::deadline::current) {
                     None => self.inner.limiter.acquire_n(call.write_cost).await,
                     Some(d) => {
                         let acquire = self.inner.limiter.acquire_n(call.write_cost);
@@ -774,7 +774,9 @@ impl GraphClient {
                     }
                 }
             }
-            let dl = *deadline.get_or_insert_with(|| Instant::now() + policy.deadline);
+            // The caller's deadline (lcw-joiner, timers) caps the per-call one.
+            let dl = *deadline
+                .get_or_insert_with(|| crate::deadline::cap(Instant::now() + policy.deadline));
             let Failure {
                 error: err,
                 hint,
@@ -848,7 +850,16 @@ impl GraphClient {
                 "URL left the Graph origin",
             )));
         }
-        let token = self.token(&call.op).await.map_err(Failure::local)?;
+        // A credential that hangs (an unreachable token endpoint) must not outlive the call.
+        let token = match tokio::time::timeout_at(deadline, self.token(&call.op)).await {
+            Ok(t) => t.map_err(Failure::local)?,
+            Err(_) => {
+                return Err(Failure::local(
+                    GraphError::new(GraphErrorKind::Timeout, call.op.clone())
+                        .with_message(Some("no access token before the deadline")),
+                ))
+            }
+        };
         // A fresh GUID per request; Graph echoes it and logs it next to its own `request-id`
         // ("client-request-id … A client-generated GUID", <https://learn.microsoft.com/graph/best-practices-concept#reliability-and-support>).
         let client_request_id = uuid::Uuid::new_v4().to_string();

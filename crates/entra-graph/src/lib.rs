@@ -13,6 +13,7 @@
 
 pub mod client;
 pub mod credential;
+pub mod deadline;
 pub mod error;
 pub mod keyvault;
 pub mod limiter;
