@@ -498,22 +498,6 @@ fn timer_invocation() -> Value {
     .expect("fixture")
 }
 
-fn new_hire(n: usize) -> Value {
-    json!({
-        "id": format!("0e0e0e0e-0000-4000-8000-{n:012}"),
-        "userPrincipalName": format!("new.hire{n}@contoso.example"),
-        "displayName": format!("New Hire {n}"),
-        "employeeId": format!("NH{n:05}"),
-        "onPremisesSyncEnabled": true,
-        "accountEnabled": true,
-        "otherMails": [],
-        "onPremisesExtensionAttributes": {
-            "extensionAttribute1": format!("private.hire{n}@mail.example"),
-            "extensionAttribute2": "DE"
-        }
-    })
-}
-
 /// A handler whose state store is a blob container in Azurite (as in Azure: the function app's
 /// storage account), reached over HTTPS with a bearer token.
 async fn host_with_blob_state(options: SandboxOptions) -> (Host, entra_state::testing::Azurite) {

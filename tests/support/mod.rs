@@ -184,3 +184,32 @@ pub fn graph_calls(sandbox: &Sandbox) -> usize {
         .filter(|r| r.path.starts_with("/v1.0/") || r.path.starts_with("/beta/"))
         .count()
 }
+
+/// A hybrid new hire as Cloud Sync would create it: unique employeeId, a valid personal email in
+/// extensionAttribute1, the country in extensionAttribute2, no otherMails yet.
+pub fn new_hire(n: usize) -> Value {
+    serde_json::json!({
+        "id": format!("0e0e0e0e-0000-4000-8000-{n:012}"),
+        "userPrincipalName": format!("new.hire{n}@contoso.example"),
+        "displayName": format!("New Hire {n}"),
+        "employeeId": format!("NH{n:05}"),
+        "onPremisesSyncEnabled": true,
+        "accountEnabled": true,
+        "otherMails": [],
+        "onPremisesExtensionAttributes": {
+            "extensionAttribute1": format!("private.hire{n}@mail.example"),
+            "extensionAttribute2": "DE"
+        }
+    })
+}
+
+/// Successful PATCHes per user id (top-level and `$batch` items).
+pub fn successful_patches_per_user(sandbox: &Sandbox) -> HashMap<String, usize> {
+    let mut per_user: HashMap<String, usize> = HashMap::new();
+    for (id, _, status) in patches(sandbox) {
+        if (200..300).contains(&status) {
+            *per_user.entry(id).or_default() += 1;
+        }
+    }
+    per_user
+}

@@ -1,0 +1,402 @@
+//! Exactly once under concurrency and deadlines: the same event twice at the same moment, two
+//! handlers on one user, several instances, a Graph that hangs. Each test drives the real handlers
+//! against the sandbox tenant, with Graph answering slowly enough that the events truly overlap,
+//! and asserts what the sandbox received: how many PATCHes per user, how many `resume` calls.
+
+mod support;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use entra_enrich::handlers::backfill::{run_backfill, BackfillOptions, NoProgress};
+use entra_enrich::handlers::lcw_joiner::{handle_callout, JoinerRequest, JoinerResponse};
+use entra_enrich::handlers::watch::run_watch;
+use entra_enrich::handlers::EnrichContext;
+use entra_sandbox::{FaultAction, FaultRule, FaultTrigger, SandboxOptions};
+use futures::StreamExt;
+use serde_json::{json, Value};
+use support::*;
+
+const WORKFLOW: &str = "7a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7";
+const TASK: &str = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+
+fn tenant(users: usize, seed: u64) -> SandboxOptions {
+    SandboxOptions {
+        users,
+        seed,
+        ..SandboxOptions::default()
+    }
+}
+
+/// Graph answers every read and write after `ms`: long enough for concurrent handlers to read the
+/// same user before either writes (what broke before claims existed).
+fn slow_graph(h: &Harness, ms: u64) {
+    h.sandbox.set_faults(vec![FaultRule::new(
+        "* /v1.0/**",
+        FaultTrigger::EveryNth(1),
+        FaultAction::Latency(Duration::from_millis(ms)),
+    )]);
+}
+
+fn tpr_id(n: usize) -> String {
+    format!("9e8d7c6b-5a4f-4e3d-8c1b-{n:012}")
+}
+
+fn callout(h: &Harness, subject: &str, tpr: &str) -> JoinerRequest {
+    h.sandbox.add_task_processing_result(WORKFLOW, TASK, tpr);
+    JoinerRequest {
+        authorization: None,
+        body: Ok(json!({
+            "source": "lifecycleWorkflows",
+            "type": "lifecycleEvent",
+            "data": {
+                "@odata.type": "#microsoft.graph.identityGovernance.customTaskExtensionCalloutData",
+                "subject": {"id": subject},
+                "task": {"id": TASK},
+                "taskProcessingResult": {"id": tpr},
+                "workflow": {"id": WORKFLOW},
+            }
+        })),
+    }
+}
+
+fn header<'a>(r: &'a JoinerResponse, name: &str) -> Option<&'a str> {
+    r.headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+/// Sends every callout (16 at a time), then resends those answered 503, as the relay does, until all
+/// are answered or `rounds` pass. Returns the final answer per task processing result.
+async fn callouts_until_answered(
+    ctx: &EnrichContext,
+    h: &Harness,
+    pairs: &[(String, String)],
+    rounds: usize,
+) -> HashMap<String, JoinerResponse> {
+    let mut answers: HashMap<String, JoinerResponse> = HashMap::new();
+    let mut pending: Vec<(String, String)> = pairs.to_vec();
+    for _ in 0..rounds {
+        if pending.is_empty() {
+            break;
+        }
+        let batch = std::mem::take(&mut pending);
+        let results: Vec<(String, String, JoinerResponse)> =
+            futures::stream::iter(batch.into_iter().map(|(subject, tpr)| async move {
+                let r = handle_callout(ctx, None, callout(h, &subject, &tpr)).await;
+                (subject, tpr, r)
+            }))
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (subject, tpr, r) in results {
+            if r.status == 503 {
+                assert!(
+                    header(&r, "Retry-After").is_some(),
+                    "503 without Retry-After"
+                );
+                pending.push((subject, tpr));
+            } else {
+                answers.insert(tpr, r);
+            }
+        }
+    }
+    assert!(pending.is_empty(), "callouts never answered: {pending:?}");
+    answers
+}
+
+fn users_needing_writes(h: &Harness, n: usize) -> Vec<String> {
+    let admins = h.sandbox.privileged_user_ids();
+    let dups = duplicate_employee_ids(&h.before);
+    h.before
+        .iter()
+        .filter(|(id, u)| {
+            is_hybrid(u)
+                && !admins.contains(id)
+                && u["employeeId"].as_str().is_some_and(|e| {
+                    !e.trim().is_empty() && !dups.contains(&e.trim().to_ascii_lowercase())
+                })
+                && personal_email(u).is_some_and(|e| entra_core::AlternateEmail::parse(&e).is_ok())
+                && u["otherMails"].as_array().is_none_or(|a| a.is_empty())
+                && u["onPremisesExtensionAttributes"]["extensionAttribute2"]
+                    .as_str()
+                    .is_some_and(|c| entra_core::resolve_country(c).is_ok())
+        })
+        .map(|(id, _)| id.clone())
+        .take(n)
+        .collect()
+}
+
+#[tokio::test]
+async fn twenty_concurrent_copies_of_one_callout_patch_once_and_resume_once() {
+    let h = Harness::start(tenant(120, 3), &[]).await;
+    let subject = hybrid_user_with_valid_email(&h);
+    let tpr = tpr_id(1);
+    slow_graph(&h, 40);
+
+    let copies = (0..20).map(|_| handle_callout(&h.ctx, None, callout(&h, &subject, &tpr)));
+    let answers = futures::future::join_all(copies).await;
+
+    let patched = successful_patches_per_user(&h.sandbox);
+    assert_eq!(patched.get(&subject), Some(&1), "PATCHes: {patched:?}");
+    assert_eq!(
+        h.sandbox.resumes(WORKFLOW, TASK, &tpr).len(),
+        1,
+        "one resume"
+    );
+    let ok: Vec<&JoinerResponse> = answers.iter().filter(|a| a.status == 200).collect();
+    let busy: Vec<&JoinerResponse> = answers.iter().filter(|a| a.status == 503).collect();
+    assert_eq!(ok.len() + busy.len(), 20, "{answers:?}");
+    assert!(!ok.is_empty());
+    assert!(
+        ok.iter()
+            .filter(|a| a.body.get("replayed").is_none())
+            .count()
+            == 1,
+        "exactly one copy did the work; the others were replays or 503"
+    );
+    for b in &busy {
+        assert!(header(b, "Retry-After").is_some(), "{b:?}");
+    }
+
+    // The relay's retry, once the first copy is done, gets the recorded answer and writes nothing.
+    h.sandbox.reset_requests();
+    let retry = handle_callout(&h.ctx, None, callout(&h, &subject, &tpr)).await;
+    assert_eq!(retry.status, 200, "{retry:?}");
+    assert_eq!(retry.body["replayed"], true);
+    assert_eq!(retry.body["resume"], "Completed");
+    assert_eq!(graph_calls(&h.sandbox), 0);
+    assert_eq!(h.sandbox.resumes(WORKFLOW, TASK, &tpr).len(), 1);
+}
+
+#[tokio::test]
+async fn distinct_callouts_overlapping_on_the_same_users_write_each_user_once() {
+    let h = Harness::start(tenant(300, 5), &[]).await;
+    let users = users_needing_writes(&h, 30);
+    assert_eq!(users.len(), 30);
+    slow_graph(&h, 20);
+    // Two joiner workflows (two task processing results) for every user, side by side.
+    let pairs: Vec<(String, String)> = users
+        .iter()
+        .enumerate()
+        .flat_map(|(i, u)| [(u.clone(), tpr_id(i)), (u.clone(), tpr_id(1_000 + i))])
+        .collect();
+    let answers = callouts_until_answered(&h.ctx, &h, &pairs, 20).await;
+
+    let patched = successful_patches_per_user(&h.sandbox);
+    for u in &users {
+        assert_eq!(
+            patched.get(u),
+            Some(&1),
+            "user {u} PATCHed {:?} times",
+            patched.get(u)
+        );
+    }
+    for (_, tpr) in &pairs {
+        assert_eq!(
+            h.sandbox.resumes(WORKFLOW, TASK, tpr).len(),
+            1,
+            "callout {tpr}"
+        );
+        assert_eq!(
+            answers[tpr].body["resume"], "Completed",
+            "{:?}",
+            answers[tpr]
+        );
+    }
+}
+
+#[tokio::test]
+async fn joiner_and_watch_on_the_same_new_hires_write_each_once() {
+    let h = Harness::start(tenant(80, 9), &[]).await;
+    run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch starts from now");
+    let hires: Vec<String> = (1..=12)
+        .map(|n| h.sandbox.upsert_user(new_hire(n)).expect("new hire"))
+        .collect();
+    slow_graph(&h, 25);
+
+    let pairs: Vec<(String, String)> = hires
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), tpr_id(i)))
+        .collect();
+    let watch_ctx = h.context();
+    let (watch, answers) = tokio::join!(
+        run_watch(&watch_ctx, Duration::from_secs(60)),
+        callouts_until_answered(&h.ctx, &h, &pairs, 20),
+    );
+    let watch = watch.expect("watch round");
+
+    let patched = successful_patches_per_user(&h.sandbox);
+    for id in &hires {
+        assert_eq!(patched.get(id), Some(&1), "new hire {id}: {patched:?}");
+        let user = h.sandbox.user(id).expect("user");
+        assert_eq!(user["usageLocation"], "DE");
+    }
+    for (_, tpr) in &pairs {
+        assert_eq!(h.sandbox.resumes(WORKFLOW, TASK, tpr).len(), 1);
+        assert_eq!(answers[tpr].body["resume"], "Completed");
+    }
+    // Whatever the watch did not write, it left to the joiner (and said so) or found already done.
+    let left = watch.outcomes.get("ClaimedElsewhere");
+    assert_eq!(left, watch.claims.left_to_others, "{watch:?}");
+}
+
+#[tokio::test]
+async fn two_watch_instances_write_each_new_hire_once() {
+    let h = Harness::start(tenant(80, 11), &[]).await;
+    run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch starts from now");
+    let hires: Vec<String> = (1..=16)
+        .map(|n| h.sandbox.upsert_user(new_hire(n)).expect("new hire"))
+        .collect();
+    slow_graph(&h, 25);
+
+    let (a, b) = (h.context(), h.context());
+    let (first, second) = tokio::join!(
+        run_watch(&a, Duration::from_secs(60)),
+        run_watch(&b, Duration::from_secs(60))
+    );
+    // One instance may lose the race for the cursor (and stop); neither may write a user twice.
+    assert!(first.is_ok() || second.is_ok(), "{first:?} {second:?}");
+    // A later tick finishes anything left, and our own writes come back as NoChangeRequired.
+    run_watch(&h.ctx, Duration::from_secs(60))
+        .await
+        .expect("next tick");
+
+    let patched = successful_patches_per_user(&h.sandbox);
+    for id in &hires {
+        assert_eq!(patched.get(id), Some(&1), "new hire {id}: {patched:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_backfill_overlapping_joiners_writes_each_user_once() {
+    let h = Harness::start(tenant(400, 13), &[]).await;
+    let users = users_needing_writes(&h, 40);
+    slow_graph(&h, 5);
+    let pairs: Vec<(String, String)> = users
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (id.clone(), tpr_id(i)))
+        .collect();
+    let backfill_ctx = h.context();
+    let options = BackfillOptions::default();
+    let (summary, answers) = tokio::join!(
+        run_backfill(&backfill_ctx, &options, &NoProgress),
+        callouts_until_answered(&h.ctx, &h, &pairs, 20),
+    );
+    let summary = summary.expect("backfill");
+
+    let patched = successful_patches_per_user(&h.sandbox);
+    assert!(
+        patched.values().all(|n| *n == 1),
+        "a user was PATCHed twice: {:?}",
+        patched.iter().filter(|(_, n)| **n > 1).collect::<Vec<_>>()
+    );
+    for (id, tpr) in &pairs {
+        assert_eq!(patched.get(id), Some(&1), "user {id}");
+        assert_eq!(answers[tpr].body["resume"], "Completed");
+    }
+    // The users the backfill left to a joiner are in its report, with the reason.
+    let left: Vec<&str> = summary
+        .report
+        .iter()
+        .filter(|r| r.outcome == "ClaimedElsewhere")
+        .map(|r| r.user_id.as_str())
+        .collect();
+    assert_eq!(left.len() as u64, summary.outcomes.get("ClaimedElsewhere"));
+    assert!(
+        left.iter().all(|id| users.iter().any(|u| u == id)),
+        "{left:?}"
+    );
+}
+
+#[tokio::test]
+async fn with_graph_hung_the_joiner_answers_503_within_its_deadline_and_does_not_resume() {
+    let h = Harness::start(tenant(60, 17), &[("ENRICH_JOINER_DEADLINE_SECONDS", "2")]).await;
+    let subject = hybrid_user_with_valid_email(&h);
+    let tpr = tpr_id(7);
+    // Graph stops answering a GET /users/{id} (it would answer after 5 minutes).
+    h.sandbox.set_faults(vec![FaultRule::new(
+        "GET /v1.0/users/*",
+        FaultTrigger::EveryNth(1),
+        FaultAction::Latency(Duration::from_secs(300)),
+    )]);
+
+    let started = Instant::now();
+    let answer = handle_callout(&h.ctx, None, callout(&h, &subject, &tpr)).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 503, "{answer:?}");
+    assert!(header(&answer, "Retry-After").is_some());
+    assert!(took < Duration::from_secs(10), "answered after {took:?}");
+    let text = answer.body.to_string();
+    assert!(!text.contains('@'), "no address in the answer: {text}");
+    assert!(
+        h.sandbox.resumes(WORKFLOW, TASK, &tpr).is_empty(),
+        "resumed"
+    );
+    assert!(successful_patches_per_user(&h.sandbox).is_empty());
+
+    // Graph recovers; the relay's retry is not blocked by the abandoned attempt's claims.
+    h.sandbox.set_faults(Vec::new());
+    let mut retry = handle_callout(&h.ctx, None, callout(&h, &subject, &tpr)).await;
+    for _ in 0..20 {
+        if retry.status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        retry = handle_callout(&h.ctx, None, callout(&h, &subject, &tpr)).await;
+    }
+    assert_eq!(retry.status, 200, "{retry:?}");
+    assert_eq!(retry.body["resume"], "Completed");
+    assert_eq!(h.sandbox.resumes(WORKFLOW, TASK, &tpr).len(), 1);
+    assert_eq!(
+        successful_patches_per_user(&h.sandbox).get(&subject),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn an_instance_killed_while_holding_a_claim_blocks_the_user_only_for_the_lease() {
+    let h = Harness::start(tenant(60, 19), &[]).await;
+    let subject = hybrid_user_with_valid_email(&h);
+    // A killed instance's claim: taken, never released, its lease not yet over.
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let record = json!({
+        "holder": "new-hire-watch/killed", "handler": "new-hire-watch",
+        "acquired": now_ms - 113_000, "expires": now_ms + 7_000,
+    });
+    h.ctx
+        .state
+        .put(
+            &format!("claims/users/{subject}.json"),
+            serde_json::to_vec(&record).expect("json").into(),
+            entra_state::WriteCondition::IfNoneMatch,
+        )
+        .await
+        .expect("claim left behind");
+
+    let tpr = tpr_id(9);
+    // lcw-joiner waits a few seconds for the holder, then answers 503 (the lease still runs).
+    let first = handle_callout(&h.ctx, None, callout(&h, &subject, &tpr)).await;
+    assert_eq!(first.status, 503, "{first:?}");
+    assert!(first.body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("new-hire-watch")));
+    assert!(successful_patches_per_user(&h.sandbox).is_empty());
+
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let retry = handle_callout(&h.ctx, None, callout(&h, &subject, &tpr)).await;
+    assert_eq!(retry.status, 200, "{retry:?}");
+    assert_eq!(retry.body["outcome"], "EntryExportUpdate");
+    assert_eq!(
+        successful_patches_per_user(&h.sandbox).get(&subject),
+        Some(&1)
+    );
+    let _: Value = h.sandbox.user(&subject).expect("user");
+}
