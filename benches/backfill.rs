@@ -312,6 +312,26 @@ fn main() {
         "| bench total wall time (s)                     | {:>12.2} |          |        |",
         total_wall
     );
+    let claims = s1.get("claims").cloned().unwrap_or(Value::Null);
+    let claim_requests = u(&claims, "storageRequests");
+    println!(
+        "| claims taken / left to others, run 1          | {:>5} / {:<5}|          |        |",
+        u(&claims, "acquired"),
+        u(&claims, "leftToOthers")
+    );
+    println!(
+        "| claim storage requests run 1 (per write)      | {:>6} {:>5.2} |          |        |",
+        claim_requests,
+        if writes > 0 {
+            claim_requests as f64 / writes as f64
+        } else {
+            0.0
+        }
+    );
+    println!(
+        "| claim storage requests run 2                  | {:>12} |          |        |",
+        u(&second.summary["claims"], "storageRequests")
+    );
     println!();
     println!(
         "run 1 outcomes: {}",

@@ -7,7 +7,12 @@
 //!    (caller token check, Graph GET user, duplicate check, PATCH, resume), p50/p99/max, next to a
 //!    bare `GET /v1.0/users/{id}` to the sandbox for context.
 //!
-//! `cargo bench --bench custom_handler` (env: `BENCH_COLD_STARTS`, default 20; `BENCH_CALLOUTS`,
+//! 3. a soak: 2,000 callouts, 32 at a time, every tenth a second copy of the one before it sent at
+//!    the same moment; errors and duplicate writes (target 0 each), p50/p99, and the handler's RSS at
+//!    the start and the end.
+//!
+//! `cargo bench --bench custom_handler` (env: `BENCH_SOAK`, default 2000; `BENCH_SOAK_CONCURRENCY`,
+//! default 32; `BENCH_COLD_STARTS`, default 20; `BENCH_CALLOUTS`,
 //! default 500; `BENCH_WARMUP`, default 20; `BENCH_STATE_DIR`, parent of the temporary state
 //! directory). Writes `target/bench-reports/custom_handler.json`; exits non-zero when the readiness
 //! target is missed or an answer is not a successful resume.
@@ -485,6 +490,165 @@ async fn joiner_latency(sb: &Sandbox, state_dir: &Path, warmup: usize, n: usize)
     }
 }
 
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse().ok()))
+        })
+        .unwrap_or(0)
+}
+
+struct SoakFigures {
+    callouts: usize,
+    repeats: usize,
+    /// Every HTTP answer's latency, 503s included.
+    answers: Vec<f64>,
+    /// Answers that were 503 (an in-flight copy, or a subject another call was writing).
+    busy: usize,
+    /// Wrong answers: not 200/503, a final answer that is not a clean resume, a callout not resumed
+    /// exactly once.
+    errors: usize,
+    /// PATCHes received beyond one per subject.
+    duplicate_writes: u64,
+    rss_start_kb: u64,
+    rss_end_kb: u64,
+}
+
+/// The soak: `total` host-shaped callouts, `concurrency` at a time, where every tenth is a second
+/// copy of the callout just before it (same `taskProcessingResult.id`, sent at the same moment, as a
+/// relay retrying on a timeout does). A 503 is retried after 100 ms (the relay waits at least 30 s;
+/// the bench compresses that), until every callout has its final answer.
+async fn joiner_soak(
+    sb: &Sandbox,
+    state_dir: &Path,
+    subjects: &[String],
+    total: usize,
+    concurrency: usize,
+) -> SoakFigures {
+    use futures::StreamExt;
+    let mut env = sandbox_env(sb, state_dir);
+    env.extend(
+        [
+            ("ENRICH_TENANT_ID", sb.tenant_id()),
+            ("AZURE_AUTHORITY_HOST", sb.authority_url()),
+            ("ENRICH_AUDIENCE", AUDIENCE.to_string()),
+            ("ENRICH_ALLOWED_CALLERS", CALLER_APP_ID.to_string()),
+            ("ENRICH_MAX_WRITES_PER_MINUTE", "6000000".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    let spec = TokenSpec::for_audience(sb.identity(), &sb.authority_url(), AUDIENCE, CALLER_APP_ID);
+    let token = sb.identity().mint(&spec);
+    let template = fixture("http-lcw-joiner-object-body.json");
+    // (subject, result id) per callout; every tenth repeats the one before it.
+    let mut jobs: Vec<(String, String)> = Vec::with_capacity(total);
+    let mut unique = 0;
+    while jobs.len() < total {
+        if jobs.len() % 10 == 9 {
+            let last = jobs.last().cloned().expect("a callout to repeat");
+            jobs.push(last);
+            continue;
+        }
+        let subject = subjects[unique].clone();
+        unique += 1;
+        let rid = uuid::Uuid::new_v4().to_string();
+        sb.add_task_processing_result(WORKFLOW_ID, TASK_ID, &rid);
+        jobs.push((subject, rid));
+    }
+    let port = free_port();
+    let (child, exec) = spawn_serve(port, &env);
+    while http_once(port, "GET", "/", &[], b"").is_err() {
+        assert!(exec.elapsed() < POLL_LIMIT, "serve did not become ready");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let pid = child.0.id();
+    let rss_start_kb = rss_kb(pid);
+    let patches_before = sb.counters().patches;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .http1_only()
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .expect("build the HTTP client");
+    let url = format!("http://127.0.0.1:{port}/lcw-joiner");
+    let one = |subject: String, rid: String| {
+        let (http, url, token, template) = (&http, &url, &token, &template);
+        async move {
+            let payload = serde_json::to_vec(&callout_payload(template, token, &subject, &rid))
+                .expect("serialize a callout");
+            let mut latencies = Vec::new();
+            let mut busy = 0usize;
+            for _ in 0..200 {
+                let t = Instant::now();
+                let sent = http
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .header(
+                        "X-Azure-Functions-InvocationId",
+                        uuid::Uuid::new_v4().to_string(),
+                    )
+                    .body(payload.clone())
+                    .send()
+                    .await;
+                let body = match sent {
+                    Ok(r) => r.bytes().await.ok(),
+                    Err(_) => None,
+                };
+                latencies.push(t.elapsed().as_secs_f64() * 1e3);
+                match body.as_deref().and_then(res_of) {
+                    Some((status, _)) if status == "503" => {
+                        busy += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    Some((status, b)) => {
+                        let error = !(status == "200"
+                            && b["resume"] == "Completed"
+                            && b["resumeError"].is_null());
+                        return (latencies, busy, error);
+                    }
+                    None => return (latencies, busy, true),
+                }
+            }
+            (latencies, busy, true)
+        }
+    };
+    let results: Vec<(Vec<f64>, usize, bool)> =
+        futures::stream::iter(jobs.iter().cloned().map(|(s, r)| one(s, r)))
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let rss_end_kb = rss_kb(pid);
+    let mut answers = Vec::new();
+    let (mut busy, mut errors) = (0, 0);
+    for (l, b, e) in results {
+        answers.extend(l);
+        busy += b;
+        errors += usize::from(e);
+    }
+    let mut resumed_once = std::collections::HashSet::new();
+    for (_, rid) in &jobs {
+        if resumed_once.insert(rid.clone()) && sb.resumes(WORKFLOW_ID, TASK_ID, rid).len() != 1 {
+            errors += 1;
+        }
+    }
+    let received = sb.counters().patches - patches_before;
+    drop(child);
+    SoakFigures {
+        callouts: total,
+        repeats: total - unique,
+        answers,
+        busy,
+        errors,
+        duplicate_writes: received.saturating_sub(unique as u64),
+        rss_start_kb,
+        rss_end_kb,
+    }
+}
+
 fn report_dir() -> PathBuf {
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
@@ -501,6 +665,8 @@ fn main() {
     let runs: usize = env_or("BENCH_COLD_STARTS", 20);
     let n: usize = env_or("BENCH_CALLOUTS", 500);
     let warmup: usize = env_or("BENCH_WARMUP", 20);
+    let soak_total: usize = env_or("BENCH_SOAK", 2_000);
+    let soak_concurrency: usize = env_or("BENCH_SOAK_CONCURRENCY", 32);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -510,7 +676,7 @@ fn main() {
     let sb = rt
         .block_on(Sandbox::start(SandboxOptions {
             tenant: TenantSource::Generated {
-                users: 2_000,
+                users: 6_000,
                 seed: 11,
             },
             throttling: false,
@@ -528,6 +694,26 @@ fn main() {
 
     let (ready_ms, health_ms) = cold_starts(&sb, &dir.path().join("cold"), runs);
     let joiner = rt.block_on(joiner_latency(&sb, &dir.path().join("joiner"), warmup, n));
+    // The soak's subjects are the eligible users the latency run did not use.
+    let soak_subjects: Vec<String> = pick_subjects(&sb, usize::MAX)
+        .into_iter()
+        .filter(|id| {
+            sb.user(id)
+                .is_some_and(|u| u["otherMails"].as_array().is_some_and(Vec::is_empty))
+        })
+        .collect();
+    assert!(
+        soak_subjects.len() >= soak_total,
+        "not enough eligible users for the soak: {}",
+        soak_subjects.len()
+    );
+    let soak = rt.block_on(joiner_soak(
+        &sb,
+        &dir.path().join("soak"),
+        &soak_subjects,
+        soak_total,
+        soak_concurrency,
+    ));
     let total = bench_start.elapsed().as_secs_f64();
 
     let ready = stats(&ready_ms);
@@ -538,6 +724,8 @@ fn main() {
     let health_median = median(&health_ms);
     let ok_ready = ready_median < READY_TARGET_MS;
     let ok_joiner = joiner.resumes == warmup + n;
+    let ok_soak = soak.errors == 0 && soak.duplicate_writes == 0;
+    let soak_stats = stats(&soak.answers);
 
     println!("custom handler bench (entra-enrich serve, release binary; {runs} cold starts, {warmup}+{n} callouts)");
     println!();
@@ -614,7 +802,27 @@ fn main() {
         f64::NAN,
         "",
     );
+    row(
+        "soak: lcw-joiner answers (503s included)",
+        soak_stats.n,
+        soak_stats.p50,
+        soak_stats.p99,
+        soak_stats.min,
+        soak_stats.max,
+        "",
+    );
     println!();
+    println!(
+        "soak: {} callouts ({} repeats sent at the same moment), {soak_concurrency} at a time: errors {} (target 0), duplicate writes {} (target 0), 503 answers {}, RSS {:.1} MB at start, {:.1} MB at end{}",
+        soak.callouts,
+        soak.repeats,
+        soak.errors,
+        soak.duplicate_writes,
+        soak.busy,
+        soak.rss_start_kb as f64 / 1024.0,
+        soak.rss_end_kb as f64 / 1024.0,
+        if ok_soak { "" } else { "  MISSED" }
+    );
     println!(
         "resumes recorded: {} of {} callouts (each exactly once); effective PATCHes: {}; total wall time {total:.1} s",
         joiner.resumes,
@@ -644,6 +852,18 @@ fn main() {
             "resumes": joiner.resumes,
             "effectivePatches": joiner.patches,
         },
+        "soak": {
+            "callouts": soak.callouts,
+            "concurrency": soak_concurrency,
+            "repeats": soak.repeats,
+            "answers": stats_json(&soak_stats),
+            "busyAnswers": soak.busy,
+            "errors": soak.errors,
+            "duplicateWrites": soak.duplicate_writes,
+            "rssStartKb": soak.rss_start_kb,
+            "rssEndKb": soak.rss_end_kb,
+            "met": ok_soak,
+        },
         "totalWallSeconds": total,
     });
     let out = report_dir();
@@ -659,7 +879,7 @@ fn main() {
     }
     drop(sb);
     rt.shutdown_timeout(Duration::from_secs(1));
-    if !(ok_ready && ok_joiner) {
+    if !(ok_ready && ok_joiner && ok_soak) {
         eprintln!("custom handler bench: a target was missed (see the table)");
         std::process::exit(1);
     }

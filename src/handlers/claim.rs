@@ -169,7 +169,7 @@ impl Claims {
         self.count(|s| s.storage_requests += 1);
         match self
             .store
-            .put(key, bytes.clone().into(), WriteCondition::IfNoneMatch)
+            .put_volatile(key, bytes.clone().into(), WriteCondition::IfNoneMatch)
             .await
         {
             Ok(etag) => return Ok(self.held(key, etag, mine)),
@@ -199,7 +199,7 @@ impl Claims {
         self.count(|s| s.storage_requests += 1);
         match self
             .store
-            .put(key, bytes.into(), WriteCondition::IfMatch(current.etag))
+            .put_volatile(key, bytes.into(), WriteCondition::IfMatch(current.etag))
             .await
         {
             Ok(etag) => Ok(self.held(key, etag, mine)),
@@ -289,7 +289,7 @@ async fn release(claims: Claims, key: String, etag: ETag, mut record: ClaimRecor
     claims.count(|s| s.storage_requests += 1);
     let put = claims
         .store
-        .put(&key, bytes.into(), WriteCondition::IfMatch(etag));
+        .put_volatile(&key, bytes.into(), WriteCondition::IfMatch(etag));
     match tokio::time::timeout(RELEASE_TIMEOUT, put).await {
         Ok(Ok(_)) => {}
         // Our lease ran out and another handler took the claim: theirs now, nothing to release.

@@ -16,7 +16,9 @@
 //!   exclusive advisory lock (`flock(2)` on Unix, `LockFileEx` on Windows, via `fs4`) on
 //!   `<dir>/.entra-state.lock`. Every process and every `FileStore` value using the same
 //!   directory is therefore serialised, and of racing `IfMatch`/`IfNoneMatch` writers exactly
-//!   one wins. The lock is released by the kernel if the process dies. Advisory locks are not
+//!   one wins. For `put` the lock covers only the check and the rename: the temp file is written
+//!   and fsynced before it, the directory fsynced after it, so writers to different keys (claims,
+//!   checkpoints) pay their fsyncs in parallel. The lock is released by the kernel if the process dies. Advisory locks are not
 //!   reliable on network file systems (NFS/SMB): keep `ENRICH_STATE_DIR` on a local disk.
 //! * **Durable appends.** `append` opens the log with `O_APPEND`, writes the whole line with one
 //!   `write_all`, and `fdatasync`s before returning (plus a directory `fsync` when the log was
@@ -212,7 +214,8 @@ fn sync_dir(_dir: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
-fn write_atomic(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StateError> {
+/// Writes `bytes` to a new temp file in `dir` (fsynced when `sync`); the caller renames it into place.
+fn write_temp(dir: &Path, bytes: &[u8], sync: bool) -> Result<PathBuf, StateError> {
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
         let mut f = OpenOptions::new()
@@ -221,16 +224,43 @@ fn write_atomic(dir: &Path, target: &Path, bytes: &[u8]) -> Result<(), StateErro
             .open(&tmp)
             .map_err(|e| StateError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| StateError::io(&tmp, e))?;
-        f.sync_all().map_err(|e| StateError::io(&tmp, e))?;
-        drop(f);
-        fs::rename(&tmp, target).map_err(|e| StateError::io(target, e))?;
-        sync_dir(dir)
+        if sync {
+            f.sync_all().map_err(|e| StateError::io(&tmp, e))?;
+        }
+        Ok(())
     })();
-    if result.is_err() {
-        // Best effort: a leftover temp file is ignored by every operation anyway.
-        let _ = fs::remove_file(&tmp);
+    match result {
+        Ok(()) => Ok(tmp),
+        Err(e) => {
+            // Best effort: a leftover temp file is ignored by every operation anyway.
+            let _ = fs::remove_file(&tmp);
+            Err(e)
+        }
     }
-    result
+}
+
+fn check_condition(path: &Path, key: &str, cond: &WriteCondition) -> Result<(), StateError> {
+    let conflict = |detail: String| StateError::Conflict {
+        key: key.to_owned(),
+        detail,
+    };
+    match cond {
+        WriteCondition::Any => Ok(()),
+        WriteCondition::IfNoneMatch if path.exists() => Err(conflict(
+            "create-only write, but the document already exists".into(),
+        )),
+        WriteCondition::IfNoneMatch => Ok(()),
+        WriteCondition::IfMatch(want) => match read_opt(path)? {
+            None => Err(conflict(format!(
+                "expected version {want}, but the document does not exist"
+            ))),
+            Some(cur) if &etag_of(&cur) != want => Err(conflict(format!(
+                "expected version {want}, found {}",
+                etag_of(&cur)
+            ))),
+            Some(_) => Ok(()),
+        },
+    }
 }
 
 fn append_line(dir: &Path, path: &Path, line: &[u8]) -> Result<(), StateError> {
@@ -298,6 +328,47 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), StateError> 
     Ok(())
 }
 
+/// Whether a `put` fsyncs (documents) or not (claims: see [`StateStore::put_volatile`]).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Volatile,
+}
+
+impl FileStore {
+    async fn put_with(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        cond: WriteCondition,
+        durability: Durability,
+    ) -> Result<ETag, StateError> {
+        validate_key(key)?;
+        let path = self.path_of(key);
+        let key = key.to_owned();
+        self.blocking(path.clone(), move |inner| {
+            // The content is written (and fsynced) before the lock is taken, and the directory after
+            // it is released: the lock covers only the check and the rename (the compare-and-swap),
+            // so concurrent writers (claims, checkpoints) pay their fsyncs in parallel.
+            let dir = inner.ensure_parent(&path)?;
+            let tmp = write_temp(&dir, &bytes, durability == Durability::Synced)?;
+            let swapped = inner.lock().and_then(|_locked| {
+                check_condition(&path, &key, &cond)?;
+                fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))
+            });
+            if swapped.is_err() {
+                let _ = fs::remove_file(&tmp);
+            }
+            swapped?;
+            if durability == Durability::Synced {
+                sync_dir(&dir)?;
+            }
+            Ok(etag_of(&bytes))
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl StateStore for FileStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StateError> {
@@ -313,46 +384,16 @@ impl StateStore for FileStore {
     }
 
     async fn put(&self, key: &str, bytes: Bytes, cond: WriteCondition) -> Result<ETag, StateError> {
-        validate_key(key)?;
-        let path = self.path_of(key);
-        let key = key.to_owned();
-        self.blocking(path.clone(), move |inner| {
-            let _locked = inner.lock()?;
-            match &cond {
-                WriteCondition::Any => {}
-                WriteCondition::IfNoneMatch => {
-                    if path.exists() {
-                        return Err(StateError::Conflict {
-                            key,
-                            detail: "create-only write, but the document already exists".into(),
-                        });
-                    }
-                }
-                WriteCondition::IfMatch(want) => match read_opt(&path)? {
-                    None => {
-                        return Err(StateError::Conflict {
-                            key,
-                            detail: format!(
-                                "expected version {want}, but the document does not exist"
-                            ),
-                        })
-                    }
-                    Some(cur) => {
-                        let have = etag_of(&cur);
-                        if &have != want {
-                            return Err(StateError::Conflict {
-                                key,
-                                detail: format!("expected version {want}, found {have}"),
-                            });
-                        }
-                    }
-                },
-            }
-            let dir = inner.ensure_parent(&path)?;
-            write_atomic(&dir, &path, &bytes)?;
-            Ok(etag_of(&bytes))
-        })
-        .await
+        self.put_with(key, bytes, cond, Durability::Synced).await
+    }
+
+    async fn put_volatile(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        cond: WriteCondition,
+    ) -> Result<ETag, StateError> {
+        self.put_with(key, bytes, cond, Durability::Volatile).await
     }
 
     async fn append(&self, key: &str, line: Bytes) -> Result<(), StateError> {

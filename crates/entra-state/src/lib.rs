@@ -106,6 +106,18 @@ pub trait StateStore: Send + Sync {
     /// Writes a document if `cond` holds and returns its new version.
     async fn put(&self, key: &str, bytes: Bytes, cond: WriteCondition) -> Result<ETag, StateError>;
 
+    /// Like [`StateStore::put`], for documents that need not outlive the machine: leases and claims,
+    /// whose holder is gone too if the machine crashes. Same atomicity and compare-and-swap; a store
+    /// may skip its fsyncs ([`FileStore`] does; a blob is durable anyway).
+    async fn put_volatile(
+        &self,
+        key: &str,
+        bytes: Bytes,
+        cond: WriteCondition,
+    ) -> Result<ETag, StateError> {
+        self.put(key, bytes, cond).await
+    }
+
     /// Appends one line (or a batch of `\n`-separated lines, written atomically) to the
     /// append-only log at `key`, creating the log if needed. An empty payload is rejected.
     async fn append(&self, key: &str, line: Bytes) -> Result<(), StateError>;

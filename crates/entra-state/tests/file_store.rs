@@ -33,12 +33,13 @@ suite_tests!(
     list_by_prefix,
     delete_reports_existence,
     key_validation_errors,
+    volatile_puts_are_compare_and_swap_too,
 );
 
 #[test]
 fn every_suite_case_has_a_file_test() {
     // Guards against adding a case to the suite and forgetting it here.
-    assert_eq!(suite::CASES.len(), 9);
+    assert_eq!(suite::CASES.len(), 10);
 }
 
 #[tokio::test]

@@ -28,6 +28,7 @@ cases!(
     list_by_prefix,
     delete_reports_existence,
     key_validation_errors,
+    volatile_puts_are_compare_and_swap_too,
 );
 
 const CKPT: &str = "checkpoints/new-hire-watch.json";
@@ -422,4 +423,50 @@ pub async fn key_validation_errors(s: &dyn StateStore) {
     );
     // Nothing was written by any rejected call.
     assert_eq!(s.list("").await.expect("list"), Vec::<String>::new());
+}
+
+/// `put_volatile` (claims, leases) keeps `put`'s compare-and-swap: of racing claimants exactly one
+/// creates, and a takeover with the read ETag succeeds once.
+pub async fn volatile_puts_are_compare_and_swap_too(s: &dyn StateStore) {
+    const N: usize = 8;
+    let key = "claims/users/0c5e7f1a-1111-4222-8333-944455556666.json";
+    let results = join_all((0..N).map(|i| async move {
+        s.put_volatile(
+            key,
+            Bytes::from(format!("holder-{i}")),
+            WriteCondition::IfNoneMatch,
+        )
+        .await
+    }))
+    .await;
+    let winners: Vec<usize> = (0..N).filter(|i| results[*i].is_ok()).collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one claimant creates: {results:?}"
+    );
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, StateError::Conflict { .. }), "{e:?}");
+        }
+    }
+    let held = s.get(key).await.expect("get").expect("present");
+    assert_eq!(held.bytes, Bytes::from(format!("holder-{}", winners[0])));
+    let takeovers = join_all((0..N).map(|i| {
+        let etag = held.etag.clone();
+        async move {
+            s.put_volatile(
+                key,
+                Bytes::from(format!("next-{i}")),
+                WriteCondition::IfMatch(etag),
+            )
+            .await
+        }
+    }))
+    .await;
+    assert_eq!(
+        takeovers.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{takeovers:?}"
+    );
 }
