@@ -400,3 +400,51 @@ async fn an_instance_killed_while_holding_a_claim_blocks_the_user_only_for_the_l
     );
     let _: Value = h.sandbox.user(&subject).expect("user");
 }
+
+#[tokio::test]
+async fn with_graph_hung_a_timer_stops_within_its_budget_and_keeps_its_cursor() {
+    let h = Harness::start(tenant(60, 23), &[]).await;
+    run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch starts from now");
+    let cursor = h
+        .ctx
+        .state
+        .get(entra_enrich::handlers::watch::CURSOR_KEY)
+        .await
+        .expect("state")
+        .expect("cursor saved");
+    h.sandbox.upsert_user(new_hire(1)).expect("new hire");
+    // Graph stops answering the delta query (it would answer after 5 minutes).
+    h.sandbox.set_faults(vec![FaultRule::new(
+        "GET /v1.0/users/delta",
+        FaultTrigger::EveryNth(1),
+        FaultAction::Latency(Duration::from_secs(300)),
+    )]);
+
+    let budget = Duration::from_secs(2);
+    let started = Instant::now();
+    let result = run_watch(&h.ctx, budget).await;
+    let took = started.elapsed();
+    let err = result.expect_err("a hung Graph ends the round with an error");
+    assert!(err.is_transient(), "the next tick retries: {err}");
+    assert!(
+        took < budget + entra_enrich::handlers::watch::timer_grace(budget) + Duration::from_secs(2),
+        "returned after {took:?}"
+    );
+    let after = h
+        .ctx
+        .state
+        .get(entra_enrich::handlers::watch::CURSOR_KEY)
+        .await
+        .expect("state")
+        .expect("cursor");
+    assert_eq!(after.bytes, cursor.bytes, "the cursor stays where it was");
+
+    // Graph recovers: the next tick enriches the hire.
+    h.sandbox.set_faults(Vec::new());
+    let next = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("next tick");
+    assert_eq!(next.writes, 1, "{next:?}");
+}

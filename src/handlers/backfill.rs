@@ -392,7 +392,7 @@ async fn claim_batch(
 }
 
 /// Runs a backfill. With a time budget (timers), no write starts after it, and every call stops at
-/// the budget plus [`super::watch::TIMER_GRACE`] at the latest; what is left is deferred.
+/// the budget plus [`super::watch::timer_grace`] at the latest; what is left is deferred.
 pub async fn run_backfill(
     ctx: &EnrichContext,
     options: &BackfillOptions,
@@ -400,7 +400,7 @@ pub async fn run_backfill(
 ) -> Result<BackfillSummary, BackfillError> {
     match options.time_budget {
         Some(budget) => {
-            let hard = tokio::time::Instant::now() + budget + super::watch::TIMER_GRACE;
+            let hard = tokio::time::Instant::now() + budget + super::watch::timer_grace(budget);
             entra_graph::deadline::within(hard, backfill(ctx, options, progress)).await
         }
         None => backfill(ctx, options, progress).await,

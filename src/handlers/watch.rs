@@ -82,16 +82,19 @@ impl WatchError {
 const CONCURRENCY: usize = 8;
 
 /// How long past its time budget a timer's calls may still run (a page, a write in flight) before
-/// they are cut off. `functionTimeout` (host.json, 10 min) must exceed the budget plus this.
-pub const TIMER_GRACE: Duration = Duration::from_secs(60);
+/// they are cut off: a quarter of the budget, at most a minute (60 s for the default 240 s).
+/// `functionTimeout` (host.json, 10 min) must exceed the budget plus this.
+pub fn timer_grace(time_budget: Duration) -> Duration {
+    (time_budget / 4).min(Duration::from_secs(60))
+}
 
 /// Runs one new-hire-watch invocation: no page is started after `time_budget`, and every Graph call
-/// stops at the budget plus [`TIMER_GRACE`] at the latest (the cursor then stays where it was).
+/// stops at the budget plus [`timer_grace`] at the latest (the cursor then stays where it was).
 pub async fn run_watch(
     ctx: &EnrichContext,
     time_budget: Duration,
 ) -> Result<WatchSummary, WatchError> {
-    let hard = tokio::time::Instant::now() + time_budget + TIMER_GRACE;
+    let hard = tokio::time::Instant::now() + time_budget + timer_grace(time_budget);
     entra_graph::deadline::within(hard, watch_round(ctx, time_budget)).await
 }
 
