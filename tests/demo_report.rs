@@ -60,8 +60,8 @@ fn parse_block(out: &str) -> Block {
             let mut it = t.split_whitespace();
             let (code, n) = (it.next().expect("code"), it.next().expect("count"));
             table.insert(code.to_string(), n.parse().expect("count"));
-        } else if t.starts_with("report (") {
-            let users = t["report (".len()..]
+        } else if let Some(rest) = t.strip_prefix("report (") {
+            let users = rest
                 .split_whitespace()
                 .next()
                 .and_then(|n| n.parse().ok())
