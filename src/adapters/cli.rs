@@ -104,8 +104,9 @@ pub struct BackfillArgs {
     /// Start a new run even if an unfinished one exists (default: resume it).
     #[arg(long)]
     pub fresh: bool,
-    /// $batch requests in flight.
-    #[arg(long, default_value_t = 4)]
+    /// $batch requests in flight (each claims its 20 users first, so a few more than the write
+    /// pace needs keep the limiter busy).
+    #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
     /// Print the summary as one JSON object on stdout instead of the table (for scripts).
     #[arg(long)]

@@ -32,7 +32,9 @@ use tokio::sync::OnceCell;
 use crate::app::{build_context, build_validator};
 use crate::config::{process_env, Config, Env};
 use crate::handlers::backfill::{run_backfill, BackfillOptions, NoProgress};
-use crate::handlers::lcw_joiner::{handle_callout_by, JoinerRequest, JoinerResponse};
+use crate::handlers::lcw_joiner::{
+    handle_callout_by, JoinerRequest, JoinerResponse, RETRY_AFTER_SECONDS,
+};
 use crate::handlers::watch::run_watch;
 use crate::handlers::EnrichContext;
 use entra_lcw::CallerValidator;
@@ -447,7 +449,22 @@ impl LambdaApp {
         context: &Context,
         started: tokio::time::Instant,
     ) -> JoinerResponse {
-        let ready = match self.ready().await {
+        // The first invocation builds the clients (a Key Vault read): that counts too.
+        let configured = match self.ready.get() {
+            Some(ready) => ready.ctx.joiner_deadline,
+            None => Config::from_env(&self.env)
+                .map(|c| c.joiner_deadline)
+                .unwrap_or(crate::config::DEFAULT_JOINER_DEADLINE),
+        };
+        let deadline = started + effective_budget(configured, context.deadline, SystemTime::now());
+        let Ok(ready) = tokio::time::timeout_at(deadline, self.ready()).await else {
+            return JoinerResponse {
+                status: 503,
+                headers: vec![("Retry-After".into(), RETRY_AFTER_SECONDS.to_string())],
+                body: json!({"error": "temporarily_unavailable", "message": "the function did not start within the joiner deadline; the relay retries"}),
+            };
+        };
+        let ready = match ready {
             Ok(r) => r,
             Err(_) => {
                 return JoinerResponse {
@@ -472,12 +489,7 @@ impl LambdaApp {
             authorization: req.header("authorization").map(str::to_string),
             body: req.body,
         };
-        let allowed = effective_budget(
-            ready.ctx.joiner_deadline,
-            context.deadline,
-            SystemTime::now(),
-        );
-        handle_callout_by(&ready.ctx, Some(validator), request, started + allowed).await
+        handle_callout_by(&ready.ctx, Some(validator), request, deadline).await
     }
 
     /// Version, routes, jobs and settings validity. Problems name the setting and the fix; values

@@ -57,7 +57,7 @@ impl Default for BackfillOptions {
     fn default() -> Self {
         Self {
             limit: None,
-            concurrency: 4,
+            concurrency: 8,
             time_budget: None,
             fresh: false,
             retry_denied: false,
@@ -125,6 +125,8 @@ pub enum BackfillError {
     Audit(#[from] AuditError),
     #[error("another backfill instance updated the checkpoint at the same time; this one stops to avoid double work")]
     Conflict,
+    #[error("the time budget (ENRICH_TIME_BUDGET_SECONDS) and its grace ran out during a call; the next run resumes this one")]
+    Deadline,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -401,7 +403,10 @@ pub async fn run_backfill(
     match options.time_budget {
         Some(budget) => {
             let hard = tokio::time::Instant::now() + budget + super::watch::timer_grace(budget);
-            entra_graph::deadline::within(hard, backfill(ctx, options, progress)).await
+            let run = entra_graph::deadline::within(hard, backfill(ctx, options, progress));
+            tokio::time::timeout_at(hard + super::watch::BACKSTOP, run)
+                .await
+                .unwrap_or(Err(BackfillError::Deadline))
         }
         None => backfill(ctx, options, progress).await,
     }

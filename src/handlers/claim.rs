@@ -183,12 +183,14 @@ impl Claims {
         };
         let theirs: Option<ClaimRecord> = serde_json::from_slice(&current.bytes).ok();
         if let Some(theirs) = &theirs {
-            if !theirs.is_free(now) {
+            // Our own claim (a resumed backfill run after a kill) is ours to take again.
+            let ours = theirs.holder == self.holder;
+            if !theirs.is_free(now) && !ours {
                 let left = Duration::from_millis((theirs.expires - now).max(0) as u64);
                 return Ok(self.busy(&theirs.handler, left));
             }
             let stale = read_at.is_some_and(|r| theirs.last_possible_write() + SKEW_MS >= r);
-            if stale && theirs.holder != self.holder {
+            if stale && !ours {
                 self.count(|s| s.left_to_others += 1);
                 return Ok(Claimed::Stale {
                     handler: theirs.handler.clone(),
@@ -429,5 +431,29 @@ mod tests {
             Claimed::Held(_)
         ));
         assert_eq!(backfill.stats().acquired, 2);
+    }
+
+    #[tokio::test]
+    async fn a_resumed_run_takes_back_the_claims_its_killed_process_left() {
+        let (_d, store) = store();
+        let key = user_claim_key("u5");
+        let killed = Claims::new(store.clone(), "backfill", "20261202T000000Z-abc123");
+        let Claimed::Held(g) = killed.acquire(&key, Some(now_ms())).await.expect("acquire") else {
+            panic!("held")
+        };
+        std::mem::forget(g);
+        let resumed = Claims::new(store.clone(), "backfill", "20261202T000000Z-abc123");
+        assert!(matches!(
+            resumed
+                .acquire(&key, Some(now_ms()))
+                .await
+                .expect("acquire"),
+            Claimed::Held(_)
+        ));
+        let other = Claims::new(store, "lcw-joiner", "x");
+        assert!(matches!(
+            other.acquire(&key, None).await.expect("acquire"),
+            Claimed::Busy { .. }
+        ));
     }
 }

@@ -66,6 +66,8 @@ pub enum WatchError {
     State(#[from] entra_state::StateError),
     #[error("another new-hire-watch instance moved the cursor at the same time; this one stops")]
     Conflict,
+    #[error("the time budget (ENRICH_TIME_BUDGET_SECONDS) and its grace ran out during a call; the next tick resumes from the cursor")]
+    Deadline,
 }
 
 impl WatchError {
@@ -73,7 +75,7 @@ impl WatchError {
     pub fn is_transient(&self) -> bool {
         match self {
             WatchError::Graph(e) => e.is_transient(),
-            WatchError::State(_) | WatchError::Conflict => true,
+            WatchError::State(_) | WatchError::Conflict | WatchError::Deadline => true,
         }
     }
 }
@@ -95,8 +97,16 @@ pub async fn run_watch(
     time_budget: Duration,
 ) -> Result<WatchSummary, WatchError> {
     let hard = tokio::time::Instant::now() + time_budget + timer_grace(time_budget);
-    entra_graph::deadline::within(hard, watch_round(ctx, time_budget)).await
+    // Graph calls see the deadline and fail on their own; the outer timeout is the backstop for the
+    // state store and anything else that does not.
+    let round = entra_graph::deadline::within(hard, watch_round(ctx, time_budget));
+    tokio::time::timeout_at(hard + BACKSTOP, round)
+        .await
+        .unwrap_or(Err(WatchError::Deadline))
 }
+
+/// How long after a timer's hard deadline its work is cancelled outright.
+pub const BACKSTOP: Duration = Duration::from_secs(1);
 
 async fn watch_round(
     ctx: &EnrichContext,

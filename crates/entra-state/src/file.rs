@@ -18,7 +18,9 @@
 //!   directory is therefore serialised, and of racing `IfMatch`/`IfNoneMatch` writers exactly
 //!   one wins. For `put` the lock covers only the check and the rename: the temp file is written
 //!   and fsynced before it, the directory fsynced after it, so writers to different keys (claims,
-//!   checkpoints) pay their fsyncs in parallel. The lock is released by the kernel if the process dies. Advisory locks are not
+//!   checkpoints) pay their fsyncs in parallel. A create-only `put` (`IfNoneMatch`) takes no lock
+//!   at all: it `link(2)`s the complete temp file to the target, which fails atomically if the
+//!   target exists (`O_EXCL` semantics, without a half-written file ever being visible). The lock is released by the kernel if the process dies. Advisory locks are not
 //!   reliable on network file systems (NFS/SMB): keep `ENRICH_STATE_DIR` on a local disk.
 //! * **Durable appends.** `append` opens the log with `O_APPEND`, writes the whole line with one
 //!   `write_all`, and `fdatasync`s before returning (plus a directory `fsync` when the log was
@@ -51,7 +53,7 @@ const TEMP_PREFIX: &str = ".tmp-";
 #[derive(Clone, Debug)]
 pub struct FileStore {
     root: PathBuf,
-    mutex: Arc<Mutex<()>>,
+    mutex: Arc<Mutex<Option<File>>>,
 }
 
 impl FileStore {
@@ -68,7 +70,7 @@ impl FileStore {
         }
         Ok(Self {
             root,
-            mutex: Arc::new(Mutex::new(())),
+            mutex: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -113,32 +115,43 @@ impl FileStore {
 /// What a blocking worker needs.
 struct Inner {
     root: PathBuf,
-    mutex: Arc<Mutex<()>>,
+    mutex: Arc<Mutex<Option<File>>>,
 }
 
-/// Both locks; released (in reverse order) on drop.
+/// Both locks: the in-process mutex (which keeps the lock file open between operations) and the
+/// `flock` on that file; released (in reverse order) on drop.
 struct Locked<'a> {
-    _file: File,
-    _guard: std::sync::MutexGuard<'a, ()>,
+    guard: std::sync::MutexGuard<'a, Option<File>>,
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if let Some(file) = self.guard.as_ref() {
+            // Closing the file would release it too; it stays open for the next operation.
+            let _ = fs4::FileExt::unlock(file);
+        }
+    }
 }
 
 impl Inner {
     fn lock(&self) -> Result<Locked<'_>, StateError> {
-        // The mutex guards no data, so a poisoned mutex is still a valid lock.
-        let guard = self.mutex.lock().unwrap_or_else(|p| p.into_inner());
-        fs::create_dir_all(&self.root).map_err(|e| StateError::io(&self.root, e))?;
+        // A poisoned mutex still holds a valid (or no) file: the lock stays usable.
+        let mut guard = self.mutex.lock().unwrap_or_else(|p| p.into_inner());
         let path = self.root.join(LOCK_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| StateError::io(&path, e))?;
-        fs4::FileExt::lock(&file).map_err(|e| StateError::io(&path, e))?;
-        Ok(Locked {
-            _file: file,
-            _guard: guard,
-        })
+        if guard.is_none() {
+            fs::create_dir_all(&self.root).map_err(|e| StateError::io(&self.root, e))?;
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(|e| StateError::io(&path, e))?;
+            *guard = Some(file);
+        }
+        if let Some(file) = guard.as_ref() {
+            fs4::FileExt::lock(file).map_err(|e| StateError::io(&path, e))?;
+        }
+        Ok(Locked { guard })
     }
 
     /// Creates the parent directories of `path` (inside root), fsyncing each new entry's parent.
@@ -237,6 +250,29 @@ fn write_temp(dir: &Path, bytes: &[u8], sync: bool) -> Result<PathBuf, StateErro
             Err(e)
         }
     }
+}
+
+/// A volatile replace (a claim's release or takeover): rewrites the existing file under the lock,
+/// with no new inode and no rename. A reader racing it may see a torn document; it can only act on
+/// it through a compare-and-swap, which then fails (the content changed), and a document torn by a
+/// crash is simply replaced by the next compare-and-swap against what it reads.
+fn replace_in_place(
+    inner: &Inner,
+    path: &Path,
+    key: &str,
+    cond: &WriteCondition,
+    bytes: &[u8],
+) -> Result<ETag, StateError> {
+    let _locked = inner.lock()?;
+    check_condition(path, key, cond)?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|e| StateError::io(path, e))?;
+    f.write_all(bytes).map_err(|e| StateError::io(path, e))?;
+    f.set_len(bytes.len() as u64)
+        .map_err(|e| StateError::io(path, e))?;
+    Ok(etag_of(bytes))
 }
 
 fn check_condition(path: &Path, key: &str, cond: &WriteCondition) -> Result<(), StateError> {
@@ -351,14 +387,34 @@ impl FileStore {
             // it is released: the lock covers only the check and the rename (the compare-and-swap),
             // so concurrent writers (claims, checkpoints) pay their fsyncs in parallel.
             let dir = inner.ensure_parent(&path)?;
-            let tmp = write_temp(&dir, &bytes, durability == Durability::Synced)?;
-            let swapped = inner.lock().and_then(|_locked| {
-                check_condition(&path, &key, &cond)?;
-                fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))
-            });
-            if swapped.is_err() {
-                let _ = fs::remove_file(&tmp);
+            if durability == Durability::Volatile && matches!(cond, WriteCondition::IfMatch(_)) {
+                return replace_in_place(&inner, &path, &key, &cond, &bytes);
             }
+            let tmp = write_temp(&dir, &bytes, durability == Durability::Synced)?;
+            let swapped = match cond {
+                // Create-only needs no lock: link(2) of the complete temp file fails atomically
+                // when the target exists (the classic lock-file idiom), in any process.
+                WriteCondition::IfNoneMatch => match fs::hard_link(&tmp, &path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        Err(StateError::Conflict {
+                            key: key.clone(),
+                            detail: "create-only write, but the document already exists".into(),
+                        })
+                    }
+                    // A file system without hard links: check and rename under the lock.
+                    Err(_) => inner.lock().and_then(|_locked| {
+                        check_condition(&path, &key, &cond)?;
+                        fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))
+                    }),
+                },
+                _ => inner.lock().and_then(|_locked| {
+                    check_condition(&path, &key, &cond)?;
+                    fs::rename(&tmp, &path).map_err(|e| StateError::io(&path, e))
+                }),
+            };
+            // After a link (or a failure) the temp name is left over; after a rename it is gone.
+            let _ = fs::remove_file(&tmp);
             swapped?;
             if durability == Durability::Synced {
                 sync_dir(&dir)?;

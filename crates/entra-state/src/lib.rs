@@ -107,8 +107,9 @@ pub trait StateStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Bytes, cond: WriteCondition) -> Result<ETag, StateError>;
 
     /// Like [`StateStore::put`], for documents that need not outlive the machine: leases and claims,
-    /// whose holder is gone too if the machine crashes. Same atomicity and compare-and-swap; a store
-    /// may skip its fsyncs ([`FileStore`] does; a blob is durable anyway).
+    /// whose holder is gone too if the machine crashes. The same compare-and-swap; a store may skip
+    /// its fsyncs and replace in place ([`FileStore`] does: a reader racing a replace may then see a
+    /// torn document, and any compare-and-swap it bases on it fails). A blob is durable anyway.
     async fn put_volatile(
         &self,
         key: &str,
