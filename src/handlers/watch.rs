@@ -84,10 +84,11 @@ impl WatchError {
 const CONCURRENCY: usize = 8;
 
 /// How long past its time budget a timer's calls may still run (a page, a write in flight) before
-/// they are cut off: a quarter of the budget, at most a minute (60 s for the default 240 s).
-/// `functionTimeout` (host.json, 10 min) must exceed the budget plus this.
+/// they are cut off: a quarter of the budget, at least 5 s (an invocation always gets one page
+/// done) and at most a minute (60 s for the default 240 s). `functionTimeout` (host.json, 10 min)
+/// must exceed the budget plus this.
 pub fn timer_grace(time_budget: Duration) -> Duration {
-    (time_budget / 4).min(Duration::from_secs(60))
+    (time_budget / 4).clamp(Duration::from_secs(5), Duration::from_secs(60))
 }
 
 /// Runs one new-hire-watch invocation: no page is started after `time_budget`, and every Graph call
