@@ -443,13 +443,13 @@ mod tests {
         };
         std::mem::forget(g);
         let resumed = Claims::new(store.clone(), "backfill", "20261202T000000Z-abc123");
-        assert!(matches!(
-            resumed
-                .acquire(&key, Some(now_ms()))
-                .await
-                .expect("acquire"),
-            Claimed::Held(_)
-        ));
+        let Claimed::Held(_taken_back) = resumed
+            .acquire(&key, Some(now_ms()))
+            .await
+            .expect("acquire")
+        else {
+            panic!("the resumed run takes its claim back")
+        };
         let other = Claims::new(store, "lcw-joiner", "x");
         assert!(matches!(
             other.acquire(&key, None).await.expect("acquire"),
