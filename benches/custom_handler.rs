@@ -360,6 +360,24 @@ fn callout_payload(template: &Value, token: &str, subject_id: &str, result_id: &
     p
 }
 
+/// The serve child's settings for lcw-joiner: the sandbox, the caller check on, no client-side pace
+/// (every invocation writes twice, PATCH and resume; the default pace would measure the limiter).
+fn joiner_env(sb: &Sandbox, state_dir: &Path) -> Vec<(String, String)> {
+    let mut env = sandbox_env(sb, state_dir);
+    env.extend(
+        [
+            ("ENRICH_TENANT_ID", sb.tenant_id()),
+            ("AZURE_AUTHORITY_HOST", sb.authority_url()),
+            ("ENRICH_AUDIENCE", AUDIENCE.to_string()),
+            ("ENRICH_ALLOWED_CALLERS", CALLER_APP_ID.to_string()),
+            ("ENRICH_MAX_WRITES_PER_MINUTE", "6000000".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v)),
+    );
+    env
+}
+
 struct JoinerFigures {
     invocations: Vec<f64>,
     bare_get: Vec<f64>,
@@ -368,19 +386,7 @@ struct JoinerFigures {
 }
 
 async fn joiner_latency(sb: &Sandbox, state_dir: &Path, warmup: usize, n: usize) -> JoinerFigures {
-    let mut env = sandbox_env(sb, state_dir);
-    env.extend(
-        [
-            ("ENRICH_TENANT_ID", sb.tenant_id()),
-            ("AZURE_AUTHORITY_HOST", sb.authority_url()),
-            ("ENRICH_AUDIENCE", AUDIENCE.to_string()),
-            ("ENRICH_ALLOWED_CALLERS", CALLER_APP_ID.to_string()),
-            // Not about the client-side write pace: every invocation writes twice (PATCH, resume).
-            ("ENRICH_MAX_WRITES_PER_MINUTE", "6000000".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+    let env = joiner_env(sb, state_dir);
     let subjects = pick_subjects(sb, warmup + n);
     assert_eq!(
         subjects.len(),
@@ -529,18 +535,7 @@ async fn joiner_soak(
     concurrency: usize,
 ) -> SoakFigures {
     use futures::StreamExt;
-    let mut env = sandbox_env(sb, state_dir);
-    env.extend(
-        [
-            ("ENRICH_TENANT_ID", sb.tenant_id()),
-            ("AZURE_AUTHORITY_HOST", sb.authority_url()),
-            ("ENRICH_AUDIENCE", AUDIENCE.to_string()),
-            ("ENRICH_ALLOWED_CALLERS", CALLER_APP_ID.to_string()),
-            ("ENRICH_MAX_WRITES_PER_MINUTE", "6000000".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v)),
-    );
+    let env = joiner_env(sb, state_dir);
     let spec = TokenSpec::for_audience(sb.identity(), &sb.authority_url(), AUDIENCE, CALLER_APP_ID);
     let token = sb.identity().mint(&spec);
     let template = fixture("http-lcw-joiner-object-body.json");

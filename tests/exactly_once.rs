@@ -106,28 +106,6 @@ async fn callouts_until_answered(
     answers
 }
 
-fn users_needing_writes(h: &Harness, n: usize) -> Vec<String> {
-    let admins = h.sandbox.privileged_user_ids();
-    let dups = duplicate_employee_ids(&h.before);
-    h.before
-        .iter()
-        .filter(|(id, u)| {
-            is_hybrid(u)
-                && !admins.contains(id)
-                && u["employeeId"].as_str().is_some_and(|e| {
-                    !e.trim().is_empty() && !dups.contains(&e.trim().to_ascii_lowercase())
-                })
-                && personal_email(u).is_some_and(|e| entra_core::AlternateEmail::parse(&e).is_ok())
-                && u["otherMails"].as_array().is_none_or(|a| a.is_empty())
-                && u["onPremisesExtensionAttributes"]["extensionAttribute2"]
-                    .as_str()
-                    .is_some_and(|c| entra_core::resolve_country(c).is_ok())
-        })
-        .map(|(id, _)| id.clone())
-        .take(n)
-        .collect()
-}
-
 #[tokio::test]
 async fn twenty_concurrent_copies_of_one_callout_patch_once_and_resume_once() {
     let h = Harness::start(tenant(120, 3), &[]).await;
@@ -173,7 +151,7 @@ async fn twenty_concurrent_copies_of_one_callout_patch_once_and_resume_once() {
 #[tokio::test]
 async fn distinct_callouts_overlapping_on_the_same_users_write_each_user_once() {
     let h = Harness::start(tenant(300, 5), &[]).await;
-    let users = users_needing_writes(&h, 30);
+    let users = users_to_enrich(&h, 30);
     assert_eq!(users.len(), 30);
     slow_graph(&h, 20);
     // Two joiner workflows (two task processing results) for every user, side by side.
@@ -277,7 +255,7 @@ async fn two_watch_instances_write_each_new_hire_once() {
 #[tokio::test]
 async fn a_backfill_overlapping_joiners_writes_each_user_once() {
     let h = Harness::start(tenant(400, 13), &[]).await;
-    let users = users_needing_writes(&h, 40);
+    let users = users_to_enrich(&h, 40);
     slow_graph(&h, 5);
     let pairs: Vec<(String, String)> = users
         .iter()

@@ -246,22 +246,6 @@ fn tenant() -> SandboxOptions {
     }
 }
 
-fn new_hire(n: usize) -> Value {
-    json!({
-        "id": format!("0e0e0e0e-0000-4000-8000-{n:012}"),
-        "userPrincipalName": format!("new.hire{n}@contoso.example"),
-        "displayName": format!("New Hire {n}"),
-        "employeeId": format!("NH{n:05}"),
-        "onPremisesSyncEnabled": true,
-        "accountEnabled": true,
-        "otherMails": [],
-        "onPremisesExtensionAttributes": {
-            "extensionAttribute1": format!("private.hire{n}@mail.example"),
-            "extensionAttribute2": "DE"
-        }
-    })
-}
-
 /// The callout body of the fixture, for `subject` and task processing result `tpr`.
 fn callout(subject: &str, tpr: &str) -> Value {
     let event = fixture("function-url-lcw-joiner.json");

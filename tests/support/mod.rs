@@ -159,21 +159,33 @@ pub fn written_fields(user: &Value) -> (Value, Value) {
 /// A hybrid, non-admin user with a unique employeeId, a valid personal email and no otherMails yet:
 /// the user an enrichment must write.
 pub fn hybrid_user_with_valid_email(h: &Harness) -> String {
+    users_to_enrich(h, 1)
+        .pop()
+        .expect("a hybrid user to enrich")
+}
+
+/// Up to `n` users every field of whose enrichment is written: hybrid, not an admin, a unique
+/// employeeId, a valid personal email and country, no otherMails yet.
+pub fn users_to_enrich(h: &Harness, n: usize) -> Vec<String> {
     let admins = h.sandbox.privileged_user_ids();
     let dups = duplicate_employee_ids(&h.before);
     h.before
         .iter()
-        .find(|(id, u)| {
+        .filter(|(id, u)| {
             is_hybrid(u)
                 && !admins.contains(id)
-                && u["employeeId"]
-                    .as_str()
-                    .is_some_and(|e| !dups.contains(&e.trim().to_ascii_lowercase()))
+                && u["employeeId"].as_str().is_some_and(|e| {
+                    !e.trim().is_empty() && !dups.contains(&e.trim().to_ascii_lowercase())
+                })
                 && personal_email(u).is_some_and(|e| entra_core::AlternateEmail::parse(&e).is_ok())
                 && u["otherMails"].as_array().is_none_or(|a| a.is_empty())
+                && u["onPremisesExtensionAttributes"]["extensionAttribute2"]
+                    .as_str()
+                    .is_some_and(|c| entra_core::resolve_country(c).is_ok())
         })
         .map(|(id, _)| id.clone())
-        .expect("a hybrid user to enrich")
+        .take(n)
+        .collect()
 }
 
 /// Requests that reached Graph routes (not the identity endpoints, not `/_sandbox`).
