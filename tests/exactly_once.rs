@@ -426,3 +426,53 @@ async fn with_graph_hung_a_timer_stops_within_its_budget_and_keeps_its_cursor() 
         .expect("next tick");
     assert_eq!(next.writes, 1, "{next:?}");
 }
+
+#[tokio::test]
+async fn a_rollback_leaves_a_user_another_handler_is_writing() {
+    let h = Harness::start(tenant(120, 29), &[]).await;
+    let summary = run_backfill(&h.ctx, &BackfillOptions::default(), &NoProgress)
+        .await
+        .expect("backfill");
+    let written: Vec<String> = successful_patches_per_user(&h.sandbox)
+        .into_keys()
+        .collect();
+    assert!(written.len() > 10);
+    let held = written[0].clone();
+    // lcw-joiner (say) holds the claim of one of the users right now.
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let record = json!({
+        "holder": "lcw-joiner/other", "handler": "lcw-joiner",
+        "acquired": now_ms, "expires": now_ms + 60_000,
+    });
+    h.ctx
+        .state
+        .put(
+            &format!("claims/users/{held}.json"),
+            serde_json::to_vec(&record).expect("json").into(),
+            entra_state::WriteCondition::Any,
+        )
+        .await
+        .expect("claim");
+    h.sandbox.reset_requests();
+
+    let rollback = entra_enrich::handlers::rollback::run_rollback(&h.ctx, &summary.run_id)
+        .await
+        .expect("rollback");
+    let line = rollback
+        .lines
+        .iter()
+        .find(|l| l.user_id == held)
+        .expect("a line for the held user");
+    assert_eq!(line.result, "busy", "{line:?}");
+    assert!(line
+        .detail
+        .as_deref()
+        .is_some_and(|d| d.contains("lcw-joiner")));
+    let patched = successful_patches_per_user(&h.sandbox);
+    assert!(!patched.contains_key(&held), "the held user was written");
+    // Every other user was rolled back as usual.
+    let busy = rollback.lines.iter().filter(|l| l.result == "busy").count();
+    assert_eq!(busy, 1);
+    assert!(rollback.restored > 10);
+    assert_eq!(patched.len(), rollback.restored);
+}

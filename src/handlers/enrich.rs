@@ -110,7 +110,7 @@ pub async fn enrich_claimed(
         let decision = plan_record(ctx, &user).await?;
         return Ok(apply_decision(ctx, audit, &user, decision).await);
     }
-    let guard = match claim(claims, id, when_busy).await? {
+    let guard = match claim_user(claims, id, when_busy).await? {
         Ok(guard) => guard,
         Err(handler) => {
             return Ok(UserResult::for_id(
@@ -130,7 +130,7 @@ pub async fn enrich_claimed(
 }
 
 /// Takes the user's claim, waiting as `when_busy` says; `Err(holder)` when it stays taken.
-async fn claim(
+pub async fn claim_user(
     claims: &Claims,
     id: &str,
     when_busy: WhenBusy,

@@ -12,6 +12,8 @@ use serde_json::Value;
 
 use super::apply::outcome_for_write_error;
 use super::audit::{read_run, AuditError, AuditLog, AuditRecord};
+use super::claim::Claims;
+use super::enrich::{claim_user, WhenBusy};
 use super::{EnrichContext, RunId};
 
 /// What happened to one user of the rolled-back run.
@@ -20,7 +22,7 @@ use super::{EnrichContext, RunId};
 pub struct RollbackLine {
     pub user_id: String,
     /// `restored`, `would-restore`, `already-restored`, `partly-restored` (nothing restorable),
-    /// `refused`, `missing`, `denied`, `failed`.
+    /// `refused`, `busy` (another handler was writing the user), `missing`, `denied`, `failed`.
     pub result: &'static str,
     pub properties: Vec<String>,
     pub detail: Option<String>,
@@ -47,6 +49,9 @@ pub enum RollbackError {
     #[error("run {0} has no audit records: nothing to roll back (check the run id with `entra-enrich runs`)")]
     EmptyRun(RunId),
 }
+
+/// How long a rollback waits for a handler writing the same user before it reports it `busy`.
+const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Groups a run's records per user into before/after values (first before, last after).
 fn per_user(records: Vec<AuditRecord>) -> BTreeMap<String, (RecordedValues, RecordedValues)> {
@@ -85,6 +90,134 @@ fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Restores one user under its claim, so a handler writing the same user at the same moment is not
+/// overwritten (the user is reported `busy` instead; run the rollback again).
+async fn rollback_claimed(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    claims: &Claims,
+    user_id: &str,
+    before: &RecordedValues,
+    after: &RecordedValues,
+) -> RollbackLine {
+    if ctx.dry_run {
+        return rollback_user(ctx, audit, user_id, before, after).await;
+    }
+    let line = |result, detail: String| RollbackLine {
+        user_id: user_id.to_string(),
+        result,
+        properties: Vec::new(),
+        detail: Some(detail),
+    };
+    match claim_user(claims, user_id, WhenBusy::Wait(BUSY_WAIT)).await {
+        Ok(Ok(guard)) => {
+            let l = rollback_user(ctx, audit, user_id, before, after).await;
+            guard.release().await;
+            l
+        }
+        Ok(Err(holder)) => line(
+            "busy",
+            format!("{holder} is writing this user right now; run the rollback again"),
+        ),
+        Err(e) => line("failed", e.to_string()),
+    }
+}
+
+/// Reads one user, and restores its before-values when it still holds the run's after-values.
+async fn rollback_user(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    user_id: &str,
+    before: &RecordedValues,
+    after: &RecordedValues,
+) -> RollbackLine {
+    let select = [
+        "id",
+        "userPrincipalName",
+        "employeeId",
+        "otherMails",
+        "usageLocation",
+    ];
+    let mut line = RollbackLine {
+        user_id: user_id.to_string(),
+        result: "failed",
+        properties: Vec::new(),
+        detail: None,
+    };
+    let current = match ctx.graph.get_user(user_id, &select).await {
+        Ok(Some(json)) => match UserRecord::from_json(json) {
+            Ok(u) => u,
+            Err(_) => {
+                line.detail = Some("Graph returned a user without an id".into());
+                return line;
+            }
+        },
+        Ok(None) => {
+            line.result = "missing";
+            line.detail = Some("the user no longer exists".into());
+            return line;
+        }
+        Err(e) => {
+            line.detail = Some(e.to_string());
+            return line;
+        }
+    };
+    // `usageLocation` is "Not nullable" (https://learn.microsoft.com/graph/api/resources/user):
+    // a value the run set where there was none cannot be cleared again. Restore the rest and say so.
+    let mut before = before.clone();
+    let mut after = after.clone();
+    let mut notes = Vec::new();
+    if matches!(before.usage_location, Some(None)) {
+        before.usage_location = None;
+        after.usage_location = None;
+        notes.push("usageLocation was unset before the run and Graph cannot clear it (not nullable): left as the run wrote it".to_string());
+    }
+    line.detail = (!notes.is_empty()).then(|| notes.join("; "));
+    let patch = match plan_rollback(&current, &before, &after) {
+        Err(refusal) => {
+            line.result = "refused";
+            line.detail = Some(refusal.to_string());
+            return line;
+        }
+        Ok(None) => {
+            line.result = if notes.is_empty() {
+                "already-restored"
+            } else {
+                "partly-restored"
+            };
+            return line;
+        }
+        Ok(Some(patch)) => patch,
+    };
+    line.properties = patch
+        .property_names()
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    if ctx.dry_run {
+        line.result = "would-restore";
+        return line;
+    }
+    match ctx.graph.patch_user(user_id, &patch).await {
+        Ok(()) => {
+            line.result = "restored";
+            if let Err(e) = audit.record(&current, &patch).await {
+                tracing::error!(error = %e, "rollback write succeeded but its audit record could not be stored");
+            }
+        }
+        Err(e) => {
+            let o = outcome_for_write_error(&e);
+            line.result = if matches!(o, entra_core::Outcome::Denied { .. }) {
+                "denied"
+            } else {
+                "failed"
+            };
+            line.detail = Some(o.describe());
+        }
+    }
+    line
+}
+
 /// Rolls back `run`.
 pub async fn run_rollback(
     ctx: &EnrichContext,
@@ -97,94 +230,10 @@ pub async fn run_rollback(
     let users = per_user(records);
     let own_run = RunId::new();
     let audit = AuditLog::new(ctx.state.clone(), own_run.clone(), "rollback");
-    let select = [
-        "id",
-        "userPrincipalName",
-        "employeeId",
-        "otherMails",
-        "usageLocation",
-    ];
+    let claims = Claims::new(ctx.state.clone(), "rollback", own_run.as_str());
     let mut lines = Vec::with_capacity(users.len());
     for (user_id, (before, after)) in &users {
-        let mut line = RollbackLine {
-            user_id: user_id.clone(),
-            result: "failed",
-            properties: Vec::new(),
-            detail: None,
-        };
-        let current = match ctx.graph.get_user(user_id, &select).await {
-            Ok(Some(json)) => match UserRecord::from_json(json) {
-                Ok(u) => u,
-                Err(_) => {
-                    line.detail = Some("Graph returned a user without an id".into());
-                    lines.push(line);
-                    continue;
-                }
-            },
-            Ok(None) => {
-                line.result = "missing";
-                line.detail = Some("the user no longer exists".into());
-                lines.push(line);
-                continue;
-            }
-            Err(e) => {
-                line.detail = Some(e.to_string());
-                lines.push(line);
-                continue;
-            }
-        };
-        // `usageLocation` is "Not nullable" (https://learn.microsoft.com/graph/api/resources/user):
-        // a value the run set where there was none cannot be cleared again. Restore the rest and say so.
-        let mut before = before.clone();
-        let mut after = after.clone();
-        let mut notes = Vec::new();
-        if matches!(before.usage_location, Some(None)) {
-            before.usage_location = None;
-            after.usage_location = None;
-            notes.push("usageLocation was unset before the run and Graph cannot clear it (not nullable): left as the run wrote it".to_string());
-        }
-        line.detail = (!notes.is_empty()).then(|| notes.join("; "));
-        match plan_rollback(&current, &before, &after) {
-            Err(refusal) => {
-                line.result = "refused";
-                line.detail = Some(refusal.to_string());
-            }
-            Ok(None) if notes.is_empty() => {
-                line.result = "already-restored";
-            }
-            Ok(None) => {
-                line.result = "partly-restored";
-            }
-            Ok(Some(patch)) => {
-                line.properties = patch
-                    .property_names()
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect();
-                if ctx.dry_run {
-                    line.result = "would-restore";
-                } else {
-                    match ctx.graph.patch_user(user_id, &patch).await {
-                        Ok(()) => {
-                            line.result = "restored";
-                            if let Err(e) = audit.record(&current, &patch).await {
-                                tracing::error!(error = %e, "rollback write succeeded but its audit record could not be stored");
-                            }
-                        }
-                        Err(e) => {
-                            let o = outcome_for_write_error(&e);
-                            line.result = if matches!(o, entra_core::Outcome::Denied { .. }) {
-                                "denied"
-                            } else {
-                                "failed"
-                            };
-                            line.detail = Some(o.describe());
-                        }
-                    }
-                }
-            }
-        }
-        lines.push(line);
+        lines.push(rollback_claimed(ctx, &audit, &claims, user_id, before, after).await);
     }
     let restored = lines.iter().filter(|l| l.result == "restored").count();
     let refused = lines.iter().filter(|l| l.result == "refused").count();
