@@ -188,12 +188,11 @@ async fn answer_callout(
         return answer;
     }
     let run_id = RunId::new();
+    let claims = Claims::new(ctx.state.clone(), "lcw-joiner", run_id.as_str());
     if ctx.dry_run {
         // Nothing is written, so nothing is claimed.
-        let claims = Claims::new(ctx.state.clone(), "lcw-joiner", run_id.as_str());
         return enrich_and_resume(ctx, &callout, &claims, run_id).await;
     }
-    let claims = Claims::new(ctx.state.clone(), "lcw-joiner", run_id.as_str());
     let key = callout_claim_key(callout.task_processing_result_id());
     let guard = match claims.acquire(&key, None).await {
         Ok(Claimed::Held(guard)) => guard,
