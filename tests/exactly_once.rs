@@ -106,6 +106,37 @@ async fn callouts_until_answered(
     answers
 }
 
+/// A tenant whose watch has started ("from now"), then `hires` new hybrid users synced in.
+async fn watched_tenant_with_new_hires(seed: u64, hires: usize) -> (Harness, Vec<String>) {
+    let h = Harness::start(tenant(80, seed), &[]).await;
+    run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch starts from now");
+    let ids = (1..=hires)
+        .map(|n| h.sandbox.upsert_user(new_hire(n)).expect("new hire"))
+        .collect();
+    (h, ids)
+}
+
+/// Leaves a claim on `user` as another handler (or a killed instance) would: taken, not released,
+/// its lease ending `expires_in_ms` from now.
+async fn plant_claim(h: &Harness, user: &str, handler: &str, expires_in_ms: i64) {
+    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+    let record = json!({
+        "holder": format!("{handler}/elsewhere"), "handler": handler,
+        "acquired": now_ms - 1_000, "expires": now_ms + expires_in_ms,
+    });
+    h.ctx
+        .state
+        .put(
+            &format!("claims/users/{user}.json"),
+            serde_json::to_vec(&record).expect("json").into(),
+            entra_state::WriteCondition::Any,
+        )
+        .await
+        .expect("claim left behind");
+}
+
 #[tokio::test]
 async fn twenty_concurrent_copies_of_one_callout_patch_once_and_resume_once() {
     let h = Harness::start(tenant(120, 3), &[]).await;
@@ -187,13 +218,7 @@ async fn distinct_callouts_overlapping_on_the_same_users_write_each_user_once() 
 
 #[tokio::test]
 async fn joiner_and_watch_on_the_same_new_hires_write_each_once() {
-    let h = Harness::start(tenant(80, 9), &[]).await;
-    run_watch(&h.ctx, Duration::from_secs(30))
-        .await
-        .expect("watch starts from now");
-    let hires: Vec<String> = (1..=12)
-        .map(|n| h.sandbox.upsert_user(new_hire(n)).expect("new hire"))
-        .collect();
+    let (h, hires) = watched_tenant_with_new_hires(9, 12).await;
     slow_graph(&h, 25);
 
     let pairs: Vec<(String, String)> = hires
@@ -225,13 +250,7 @@ async fn joiner_and_watch_on_the_same_new_hires_write_each_once() {
 
 #[tokio::test]
 async fn two_watch_instances_write_each_new_hire_once() {
-    let h = Harness::start(tenant(80, 11), &[]).await;
-    run_watch(&h.ctx, Duration::from_secs(30))
-        .await
-        .expect("watch starts from now");
-    let hires: Vec<String> = (1..=16)
-        .map(|n| h.sandbox.upsert_user(new_hire(n)).expect("new hire"))
-        .collect();
+    let (h, hires) = watched_tenant_with_new_hires(11, 16).await;
     slow_graph(&h, 25);
 
     let (a, b) = (h.context(), h.context());
@@ -344,20 +363,7 @@ async fn an_instance_killed_while_holding_a_claim_blocks_the_user_only_for_the_l
     let h = Harness::start(tenant(60, 19), &[]).await;
     let subject = hybrid_user_with_valid_email(&h);
     // A killed instance's claim: taken, never released, its lease not yet over.
-    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let record = json!({
-        "holder": "new-hire-watch/killed", "handler": "new-hire-watch",
-        "acquired": now_ms - 113_000, "expires": now_ms + 7_000,
-    });
-    h.ctx
-        .state
-        .put(
-            &format!("claims/users/{subject}.json"),
-            serde_json::to_vec(&record).expect("json").into(),
-            entra_state::WriteCondition::IfNoneMatch,
-        )
-        .await
-        .expect("claim left behind");
+    plant_claim(&h, &subject, "new-hire-watch", 7_000).await;
 
     let tpr = tpr_id(9);
     // lcw-joiner waits a few seconds for the holder, then answers 503 (the lease still runs).
@@ -439,20 +445,7 @@ async fn a_rollback_leaves_a_user_another_handler_is_writing() {
     assert!(written.len() > 10);
     let held = written[0].clone();
     // lcw-joiner (say) holds the claim of one of the users right now.
-    let now_ms = (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-    let record = json!({
-        "holder": "lcw-joiner/other", "handler": "lcw-joiner",
-        "acquired": now_ms, "expires": now_ms + 60_000,
-    });
-    h.ctx
-        .state
-        .put(
-            &format!("claims/users/{held}.json"),
-            serde_json::to_vec(&record).expect("json").into(),
-            entra_state::WriteCondition::Any,
-        )
-        .await
-        .expect("claim");
+    plant_claim(&h, &held, "lcw-joiner", 60_000).await;
     h.sandbox.reset_requests();
 
     let rollback = entra_enrich::handlers::rollback::run_rollback(&h.ctx, &summary.run_id)
