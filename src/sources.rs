@@ -5,7 +5,7 @@ use std::path::Path;
 
 use entra_core::{HrIndex, SourceValues};
 
-/// Why an HR file could not be used. Never quotes a personal email.
+/// Why an HR file could not be used. Never quotes a personal email (nor any cell).
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     #[error("cannot read HR file {path}: {reason}")]
@@ -22,6 +22,12 @@ pub enum SourceError {
         line: u64,
         reason: String,
     },
+    #[error("HR file {path} is empty; export the report with a header line (employeeId, personalEmail, optionally country) and one row per worker")]
+    Empty { path: String },
+    #[error("HR file {path} has a header line but no rows; export the report again with its data")]
+    NoRows { path: String },
+    #[error("HR file {path} is not UTF-8 ({found}); re-export it as \"CSV UTF-8 (Comma delimited)\" (Excel: Save As, CSV UTF-8)")]
+    Encoding { path: String, found: &'static str },
 }
 
 const EMPLOYEE_ID: &[&str] = &[
@@ -56,24 +62,37 @@ fn find(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
     })
 }
 
+/// Bytes looked at to detect the encoding and the delimiter.
+const SNIFF_BYTES: usize = 64 * 1024;
+
 /// Loads a CSV HR export: a header line with `employeeId`, `personalEmail` and (optionally) `country`.
+///
+/// Read strictly, because a value read from the wrong column becomes someone's password-reset address:
+/// - the delimiter is detected from the header line: comma, semicolon (Excel in many locales) or tab;
+/// - the file must be UTF-8 (a BOM is fine); UTF-16 and Windows-1252 are refused with the fix;
+/// - a row whose field count differs from the header's (an unquoted comma in a name, a stray quote)
+///   refuses the **whole file**: one shifted row means the export is not what it seems, and a partial
+///   run would hide that;
+/// - an empty file and a header with no rows are errors.
 pub fn load_hr_csv(path: &Path) -> Result<HrIndex, SourceError> {
     let shown = path.display().to_string();
+    let read_err = |e: &dyn std::fmt::Display| SourceError::Read {
+        path: shown.clone(),
+        reason: e.to_string(),
+    };
+    let head = sniff(path).map_err(|e| read_err(&e))?;
+    if head.iter().all(u8::is_ascii_whitespace) {
+        return Err(SourceError::Empty { path: shown });
+    }
+    if let Some(found) = foreign_encoding(&head) {
+        return Err(SourceError::Encoding { path: shown, found });
+    }
     let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
+        .delimiter(delimiter(&head))
         .trim(csv::Trim::All)
         .from_path(path)
-        .map_err(|e| SourceError::Read {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?;
-    let headers = reader
-        .headers()
-        .map_err(|e| SourceError::Read {
-            path: shown.clone(),
-            reason: e.to_string(),
-        })?
-        .clone();
+        .map_err(|e| read_err(&e))?;
+    let headers = reader.headers().map_err(|e| row_error(&shown, &e))?.clone();
     let eid = find(&headers, EMPLOYEE_ID).ok_or(SourceError::MissingColumn {
         path: shown.clone(),
         column: "employeeId",
@@ -86,12 +105,10 @@ pub fn load_hr_csv(path: &Path) -> Result<HrIndex, SourceError> {
     })?;
     let country = find(&headers, COUNTRY);
     let mut records = Vec::new();
+    let mut rows = 0u64;
     for row in reader.records() {
-        let row = row.map_err(|e| SourceError::Row {
-            path: shown.clone(),
-            line: e.position().map(|p| p.line()).unwrap_or(0),
-            reason: "malformed CSV row (check quoting)".into(),
-        })?;
+        let row = row.map_err(|e| row_error(&shown, &e))?;
+        rows += 1;
         let Some(id) = row.get(eid).map(str::trim).filter(|s| !s.is_empty()) else {
             continue;
         };
@@ -109,5 +126,139 @@ pub fn load_hr_csv(path: &Path) -> Result<HrIndex, SourceError> {
             },
         ));
     }
+    if rows == 0 {
+        return Err(SourceError::NoRows { path: shown });
+    }
     Ok(HrIndex::from_records(records))
+}
+
+fn sniff(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(SNIFF_BYTES);
+    std::fs::File::open(path)?
+        .take(SNIFF_BYTES as u64)
+        .read_to_end(&mut head)?;
+    Ok(head)
+}
+
+/// The encoding of a file that is not UTF-8, from its first bytes.
+fn foreign_encoding(head: &[u8]) -> Option<&'static str> {
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Some("it is UTF-16, as Excel's \"Unicode Text\" saves");
+    }
+    match std::str::from_utf8(head) {
+        Ok(_) => None,
+        // Cut inside a multi-byte character at the end of the sniffed bytes: still UTF-8.
+        Err(e) if e.error_len().is_none() => None,
+        Err(_) => Some("it looks like Windows-1252 or Latin-1, as Excel's plain \"CSV\" saves"),
+    }
+}
+
+/// Comma, semicolon or tab: whichever the header line holds most of, outside quotes.
+fn delimiter(head: &[u8]) -> u8 {
+    let line = head.split(|b| *b == b'\n').next().unwrap_or_default();
+    let (mut quoted, mut counts) = (false, [0usize; 3]);
+    for b in line {
+        match b {
+            b'"' => quoted = !quoted,
+            b',' if !quoted => counts[0] += 1,
+            b';' if !quoted => counts[1] += 1,
+            b'\t' if !quoted => counts[2] += 1,
+            _ => {}
+        }
+    }
+    let best = (0..3).max_by_key(|i| (counts[*i], 3 - i)).unwrap_or(0);
+    [b',', b';', b'\t'][best]
+}
+
+/// A row the reader refused: the line, and what to do about it. Never quotes the row.
+fn row_error(path: &str, e: &csv::Error) -> SourceError {
+    let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let reason = match e.kind() {
+        csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!(
+            "{len} fields where the header has {expected_len}: an unquoted comma or quote? Quote every cell that holds the delimiter, then export again. The file was not used, so nothing was written"
+        ),
+        csv::ErrorKind::Utf8 { .. } => "not UTF-8 text; re-export the file as \"CSV UTF-8 (Comma delimited)\"".to_string(),
+        _ => "malformed CSV (check the quoting)".to_string(),
+    };
+    SourceError::Row {
+        path: path.to_string(),
+        line,
+        reason,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(bytes: &[u8]) -> Result<HrIndex, SourceError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("hr.csv");
+        std::fs::write(&path, bytes).expect("write");
+        load_hr_csv(&path)
+    }
+
+    fn message(bytes: &[u8]) -> String {
+        match load(bytes) {
+            Ok(i) => panic!("accepted a bad file ({} records)", i.len()),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn a_row_with_an_unquoted_comma_refuses_the_file_and_names_the_line() {
+        // The reported case: the manager's address would have become the employee's.
+        let csv = b"employeeId,Name,managerEmail,personalEmail,country\n\
+100118,\"Roe, Richard\",boss.private@example.org,rich.private@example.org,DE\n\
+100119,Doe, Jane,boss.private@example.org,jane.private@example.org,DE\n";
+        let m = message(csv);
+        assert!(m.contains("line 3"), "{m}");
+        assert!(m.contains("6 fields where the header has 5"), "{m}");
+        assert!(m.contains("unquoted comma or quote"), "{m}");
+        assert!(
+            !m.contains("private@"),
+            "the message quotes no address: {m}"
+        );
+        let short = b"employeeId,personalEmail,country\n100120,x@example.org\n";
+        assert!(message(short).contains("2 fields where the header has 3"));
+    }
+
+    #[test]
+    fn semicolon_and_tab_files_are_read_by_their_delimiter() {
+        for (csv, sep) in [
+            (&b"employeeId;Name;personalEmail;country\n100200;\"Doe; Jane\";jane@example.org;FR\n"[..], "semicolon"),
+            (&b"employeeId\tpersonalEmail\tcountry\n100200\tjane@example.org\tFR\n"[..], "tab"),
+        ] {
+            let index = load(csv).unwrap_or_else(|e| panic!("{sep}: {e}"));
+            match index.lookup("100200") {
+                entra_core::SourceLookup::Found(v) => {
+                    assert_eq!(v.personal_email.as_deref(), Some("jane@example.org"), "{sep}");
+                    assert_eq!(v.country.as_deref(), Some("FR"), "{sep}");
+                }
+                _ => panic!("{sep}: the row was not read"),
+            }
+        }
+    }
+
+    #[test]
+    fn non_utf8_files_name_the_encoding_and_the_fix() {
+        let cp1252 = b"employeeId,Name,personalEmail\n100300,Ren\xe9e,renee@example.org\n";
+        let m = message(cp1252);
+        assert!(m.contains("Windows-1252") && m.contains("CSV UTF-8"), "{m}");
+        let utf16 = b"\xff\xfee\x00m\x00p\x00";
+        assert!(message(utf16).contains("UTF-16"));
+        // A UTF-8 BOM (Excel's "CSV UTF-8") is fine.
+        assert!(load(b"\xef\xbb\xbfemployeeId,personalEmail\n1,a@example.org\n").is_ok());
+    }
+
+    #[test]
+    fn empty_and_header_only_files_are_errors_that_say_so() {
+        assert!(message(b"").contains("is empty"));
+        assert!(message(b"\n  \n").contains("is empty"));
+        let m = message(b"employeeId,personalEmail,country\n");
+        assert!(m.contains("no rows"), "{m}");
+    }
 }
