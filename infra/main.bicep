@@ -310,6 +310,8 @@ var stateBlobUrl = '${storage.properties.primaryEndpoints.blob}${stateContainerN
 // (config.rs trims and ignores empty values).
 var enrichSettings = [
   { name: 'GRAPH_BASE_URL', value: graphBaseUrl }
+  // A Graph host outside the documented list would receive the app's token: only ever on purpose.
+  { name: 'ENRICH_ALLOW_CUSTOM_GRAPH_HOST', value: 'false' }
   { name: 'ENRICH_CREDENTIAL', value: 'managed-identity' }
   { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
   { name: 'AZURE_TENANT_ID', value: '' } // only for workload identity / client secret

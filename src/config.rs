@@ -13,6 +13,15 @@ use url::Url;
 
 /// The default Microsoft Graph host (global cloud). Sovereign clouds set `GRAPH_BASE_URL`.
 pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
+/// The documented Microsoft Graph service roots: global, US Government L4 (GCC High), US Government
+/// L5 (DoD), China (21Vianet) (<https://learn.microsoft.com/graph/deployments>). Our Graph access token
+/// goes to this host, so any other needs `ENRICH_ALLOW_CUSTOM_GRAPH_HOST=true`.
+pub const GRAPH_HOSTS: [&str; 4] = [
+    "graph.microsoft.com",
+    "graph.microsoft.us",
+    "dod-graph.microsoft.us",
+    "microsoftgraph.chinacloudapi.cn",
+];
 /// The default Entra authority host.
 pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
 /// The default source of `otherMails`: the HR personal email, synced into the user's extension attribute.
@@ -37,6 +46,7 @@ pub const DEFAULT_JOINER_DEADLINE: Duration = Duration::from_secs(40);
 /// Every app setting entra-enrich reads (documented in the README and `local.settings.example.json`).
 pub const SETTINGS: &[&str] = &[
     "GRAPH_BASE_URL",
+    "ENRICH_ALLOW_CUSTOM_GRAPH_HOST",
     "ENRICH_CREDENTIAL",
     "AZURE_CLIENT_ID",
     "AZURE_TENANT_ID",
@@ -137,6 +147,48 @@ pub struct Config {
     pub time_budget: Duration,
     /// How long lcw-joiner may take before it answers 503 (`ENRICH_JOINER_DEADLINE_SECONDS`).
     pub joiner_deadline: Duration,
+    /// `GRAPH_BASE_URL` is not a documented Graph host, allowed by `ENRICH_ALLOW_CUSTOM_GRAPH_HOST`.
+    pub custom_graph_host: bool,
+}
+
+/// The `config` part of a health answer: validity, every problem (setting, problem, fix) and every
+/// warning. `built` is the configuration already in use, if any; otherwise `env` is validated now.
+/// Values are never shown.
+pub fn settings_report(built: Option<&Config>, env: &Env) -> serde_json::Value {
+    let parsed;
+    let (config, problems) = match built {
+        Some(c) => (Some(c), Vec::new()),
+        None => match Config::from_env(env) {
+            Ok(c) => {
+                parsed = c;
+                (Some(&parsed), Vec::new())
+            }
+            Err(e) => (None, e.problems),
+        },
+    };
+    let problems: Vec<serde_json::Value> = problems
+        .iter()
+        .map(|p| serde_json::json!({"setting": p.setting, "problem": p.problem, "fix": p.fix}))
+        .collect();
+    serde_json::json!({
+        "valid": problems.is_empty(),
+        "problems": problems,
+        "warnings": config.map(Config::warnings).unwrap_or_default(),
+    })
+}
+
+impl Config {
+    /// Settings that are valid but deserve a second look; `config` and health show them.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.custom_graph_host {
+            out.push(format!(
+                "GRAPH_BASE_URL points at {}, not a documented Microsoft Graph host (ENRICH_ALLOW_CUSTOM_GRAPH_HOST=true): the app's Graph access token is sent there",
+                self.graph_base_url.host_str().unwrap_or("(no host)")
+            ));
+        }
+        out
+    }
 }
 
 /// One invalid setting: which one, what is wrong, how to fix it.
@@ -224,6 +276,15 @@ impl<'a> Reader<'a> {
     fn url(&mut self, name: &'static str, default: &str) -> Url {
         let raw = self.get(name).unwrap_or(default);
         match Url::parse(raw) {
+            // Never echoed: the value would carry the credentials.
+            Ok(u) if !u.username().is_empty() || u.password().is_some() => {
+                self.problem(
+                    name,
+                    "holds a user name or password (user:pass@host); credentials never go in a URL setting.",
+                    format!("remove the part before @, e.g. {default}."),
+                );
+                fallback_url(default)
+            }
             Ok(u) if is_https_or_loopback(&u) => u,
             Ok(_) => {
                 self.problem(
@@ -254,15 +315,16 @@ fn fallback_url(default: &str) -> Url {
 pub fn is_https_or_loopback(url: &Url) -> bool {
     match url.scheme() {
         "https" => true,
-        "http" => {
-            matches!(
-                url.host(),
-                Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-            ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-                || url.host_str() == Some("localhost")
-        }
+        "http" => is_loopback(url),
         _ => false,
     }
+}
+
+/// True when the URL's host is loopback (127.0.0.0/8, ::1, localhost).
+pub fn is_loopback(url: &Url) -> bool {
+    matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+        || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+        || url.host_str() == Some("localhost")
 }
 
 impl Config {
@@ -287,6 +349,21 @@ impl Config {
             );
         }
         graph_base_url.set_query(None);
+        let custom_graph_host = r.bool("ENRICH_ALLOW_CUSTOM_GRAPH_HOST", false);
+        let graph_host_is_documented = is_loopback(&graph_base_url)
+            || graph_base_url
+                .host_str()
+                .is_some_and(|h| GRAPH_HOSTS.iter().any(|g| h.eq_ignore_ascii_case(g)));
+        if !graph_host_is_documented && !custom_graph_host {
+            r.problem(
+                "GRAPH_BASE_URL",
+                format!(
+                    "is not a Microsoft Graph host ({}) nor loopback; the app's Graph access token would be sent to it.",
+                    GRAPH_HOSTS.join(", ")
+                ),
+                "use your cloud's Graph host (https://learn.microsoft.com/graph/deployments), or set ENRICH_ALLOW_CUSTOM_GRAPH_HOST=true for a proxy you control.",
+            );
+        }
 
         let credential = read_credential(&mut r);
 
@@ -414,6 +491,7 @@ impl Config {
                 backfill_schedule,
                 time_budget,
                 joiner_deadline,
+                custom_graph_host: custom_graph_host && !graph_host_is_documented,
             })
         } else {
             Err(ConfigError {
@@ -742,6 +820,49 @@ mod tests {
         let settings: Vec<&str> = err.problems.iter().map(|p| p.setting).collect();
         assert!(settings.contains(&"ENRICH_TENANT_ID"));
         assert!(settings.contains(&"ENRICH_ALLOWED_CALLERS"));
+    }
+
+    #[test]
+    fn graph_base_url_must_be_a_documented_graph_host_or_loopback() {
+        let err = Config::from_env(&env(&[("GRAPH_BASE_URL", "https://graph.evil.example")]))
+            .expect_err("an unknown host would receive the token");
+        assert_eq!(err.problems[0].setting, "GRAPH_BASE_URL");
+        assert!(
+            err.to_string().contains("ENRICH_ALLOW_CUSTOM_GRAPH_HOST"),
+            "{err}"
+        );
+        for ok in [
+            "https://graph.microsoft.com",
+            "https://graph.microsoft.us",
+            "https://dod-graph.microsoft.us",
+            "https://microsoftgraph.chinacloudapi.cn",
+            "http://127.0.0.1:8080",
+        ] {
+            let c = Config::from_env(&env(&[("GRAPH_BASE_URL", ok)])).expect(ok);
+            assert!(c.warnings().is_empty(), "{ok}");
+        }
+        // Allowed on purpose: valid, and warned about.
+        let c = Config::from_env(&env(&[
+            ("GRAPH_BASE_URL", "https://graph-proxy.contoso.example"),
+            ("ENRICH_ALLOW_CUSTOM_GRAPH_HOST", "true"),
+        ]))
+        .expect("allowed");
+        assert!(c.warnings()[0].contains("graph-proxy.contoso.example"));
+    }
+
+    #[test]
+    fn a_url_with_credentials_is_refused_without_being_echoed() {
+        let err = Config::from_env(&env(&[(
+            "GRAPH_BASE_URL",
+            "https://admin:hunter2@graph.microsoft.com",
+        )]))
+        .expect_err("userinfo");
+        let text = err.to_string();
+        assert!(text.contains("GRAPH_BASE_URL"), "{text}");
+        assert!(
+            !text.contains("hunter2") && !text.contains("admin:"),
+            "{text}"
+        );
     }
 
     #[test]

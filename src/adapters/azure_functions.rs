@@ -92,18 +92,8 @@ impl EnrichFunctions {
     /// never shown.
     fn health(&self) -> InvokeResponse {
         let ready = self.ready.get();
-        let problems: Vec<Value> = match ready {
-            // Built from validated parts (or already initialised): the settings are valid.
-            Some(Ok(_)) => Vec::new(),
-            _ => match Config::from_env(&self.env) {
-                Ok(_) => Vec::new(),
-                Err(e) => e
-                    .problems
-                    .iter()
-                    .map(|p| json!({"setting": p.setting, "problem": p.problem, "fix": p.fix}))
-                    .collect(),
-            },
-        };
+        let built = ready.and_then(|r| r.as_ref().ok()).map(|r| &r.config);
+        let settings = crate::config::settings_report(built, &self.env);
         let init_error = ready
             .and_then(|r| r.as_ref().err())
             .map(|e| e.lines().next().unwrap_or_default().to_string());
@@ -111,7 +101,7 @@ impl EnrichFunctions {
             "name": "entra-enrich",
             "version": env!("CARGO_PKG_VERSION"),
             "functions": FUNCTIONS,
-            "config": {"valid": problems.is_empty(), "problems": problems},
+            "config": settings,
             "initialized": ready.is_some(),
             "initError": init_error,
         });

@@ -248,7 +248,10 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Config => {
             let config = load_config()?;
             println!("settings are valid");
-            println!("  GRAPH_BASE_URL              {}", config.graph_base_url);
+            println!(
+                "  GRAPH_BASE_URL              {}",
+                config.graph_base_url.origin().ascii_serialization()
+            );
             println!("  credential                  {}", credential_name(&config));
             println!("  ENRICH_SCOPE                {}", config.scope);
             println!(
@@ -272,6 +275,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "  ENRICH_MAX_WRITES_PER_MINUTE {}",
                 config.max_writes_per_minute
             );
+            for w in config.warnings() {
+                println!("warning: {w}");
+            }
             Ok(())
         }
         Command::Serve => super::azure_functions::serve_from_env()

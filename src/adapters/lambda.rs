@@ -496,17 +496,7 @@ impl LambdaApp {
     /// are never shown.
     fn health(&self) -> Value {
         let ready = self.ready.get();
-        let problems: Vec<Value> = match ready {
-            Some(_) => Vec::new(),
-            None => match Config::from_env(&self.env) {
-                Ok(_) => Vec::new(),
-                Err(e) => e
-                    .problems
-                    .iter()
-                    .map(|p| json!({"setting": p.setting, "problem": p.problem, "fix": p.fix}))
-                    .collect(),
-            },
-        };
+        let settings = crate::config::settings_report(ready.map(|r| &r.config), &self.env);
         let init_error = self
             .init_error
             .lock()
@@ -519,7 +509,7 @@ impl LambdaApp {
             "platform": "aws-lambda",
             "routes": ROUTES,
             "jobs": JOBS,
-            "config": {"valid": problems.is_empty(), "problems": problems},
+            "config": settings,
             "initialized": ready.is_some(),
             "initError": init_error,
         })

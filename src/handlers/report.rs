@@ -71,7 +71,7 @@ pub fn render_json(rows: &[ReportRow], show_pii: bool) -> Vec<u8> {
     serde_json::to_vec_pretty(&shown).unwrap_or_default()
 }
 
-/// The report as CSV with a header line.
+/// The report as CSV with a header line. Every cell is neutralised against spreadsheet formulas.
 pub fn render_csv(rows: &[ReportRow], show_pii: bool) -> Vec<u8> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let _ = w.write_record([
@@ -84,16 +84,71 @@ pub fn render_csv(rows: &[ReportRow], show_pii: bool) -> Vec<u8> {
     ]);
     for r in rows {
         let r = r.shown(show_pii);
-        let _ = w.write_record([
+        let cells = [
             r.user_id.as_str(),
             r.user_principal_name.as_deref().unwrap_or(""),
             r.employee_id.as_deref().unwrap_or(""),
             r.outcome.as_str(),
             r.detail.as_str(),
             r.personal_email.as_deref().unwrap_or(""),
-        ]);
+        ];
+        let _ = w.write_record(cells.map(|c| neutralise_formula(c).into_owned()));
     }
     w.into_inner().unwrap_or_default()
+}
+
+/// OWASP's CSV-injection advice (<https://owasp.org/www-community/attacks/CSV_Injection>): a cell
+/// that starts with `=`, `+`, `-`, `@`, a tab or a carriage return is prefixed with `'`, so that a
+/// spreadsheet shows it as text instead of running it as a formula. Values come from HR and from
+/// the directory: treat them as hostile.
+pub fn neutralise_formula(cell: &str) -> std::borrow::Cow<'_, str> {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}").into(),
+        _ => cell.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(upn: &str, email: &str) -> ReportRow {
+        ReportRow {
+            user_id: "0c5e7f1a-1111-4222-8333-944455556666".into(),
+            user_principal_name: Some(upn.into()),
+            employee_id: Some("100001".into()),
+            outcome: "InvalidValue".into(),
+            detail: "the HR value for otherMails is invalid".into(),
+            personal_email: Some(email.into()),
+        }
+    }
+
+    #[test]
+    fn formulas_in_report_cells_are_neutralised() {
+        let rows = [
+            row(
+                "=HYPERLINK(\"http://evil.example\",\"x\")@contoso.com",
+                "=1+1@evil.example",
+            ),
+            row("+cmd@contoso.com", "-2@example.org"),
+            row("@SUM(A1)", "\tx@example.org"),
+        ];
+        let csv = String::from_utf8(render_csv(&rows, true)).expect("utf-8");
+        let mut reader = csv::Reader::from_reader(csv.as_bytes());
+        for record in reader.records() {
+            let record = record.expect("a CSV row");
+            for cell in record.iter() {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "a cell a spreadsheet would run: {cell:?}"
+                );
+            }
+            assert!(record.get(1).is_some_and(|c| c.starts_with('\'')));
+        }
+        // Ordinary cells are untouched.
+        assert_eq!(neutralise_formula("jane@contoso.com"), "jane@contoso.com");
+        assert_eq!(neutralise_formula(""), "");
+    }
 }
 
 /// Counts of outcomes by provisioning-log code.
