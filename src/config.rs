@@ -407,6 +407,7 @@ impl Config {
                 ScopeFilter::default()
             }
         };
+        check_scope_properties(&mut r, &scope);
 
         let other_mails_mode = match r
             .get("ENRICH_OTHERMAILS_MODE")
@@ -726,6 +727,24 @@ fn read_seconds(
     }
 }
 
+/// Every property `ENRICH_SCOPE` names must be a Graph user property (a misspelling would otherwise
+/// fail later, at Graph, without naming the setting).
+fn check_scope_properties(r: &mut Reader<'_>, scope: &ScopeFilter) {
+    for name in scope.properties() {
+        if let Err(suggestion) = entra_core::properties::check_user_property(&name) {
+            let fix = match suggestion {
+                Some(p) => format!("did you mean `{p}`? (Graph user properties: https://learn.microsoft.com/graph/api/resources/user#properties)"),
+                None => "use a Graph user property (https://learn.microsoft.com/graph/api/resources/user#properties) or a directory extension attribute (extension_{appId}_{name}).".to_string(),
+            };
+            r.problem(
+                "ENRICH_SCOPE",
+                format!("names `{name}`, which is not a Microsoft Graph user property."),
+                fix,
+            );
+        }
+    }
+}
+
 fn read_schedule(r: &mut Reader<'_>, name: &'static str, default: &str) -> String {
     let value = r.get(name).unwrap_or(default).to_string();
     let fields = value.split_whitespace().count();
@@ -820,6 +839,19 @@ mod tests {
         let settings: Vec<&str> = err.problems.iter().map(|p| p.setting).collect();
         assert!(settings.contains(&"ENRICH_TENANT_ID"));
         assert!(settings.contains(&"ENRICH_ALLOWED_CALLERS"));
+    }
+
+    #[test]
+    fn a_misspelled_scope_property_fails_with_a_hint() {
+        let err = Config::from_env(&env(&[("ENRICH_SCOPE", "onPremiseSyncEnabled IS TRUE")]))
+            .expect_err("misspelled");
+        assert_eq!(err.problems[0].setting, "ENRICH_SCOPE");
+        assert!(
+            err.problems[0]
+                .fix
+                .contains("did you mean `onPremisesSyncEnabled`"),
+            "{err}"
+        );
     }
 
     #[test]

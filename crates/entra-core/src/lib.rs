@@ -41,6 +41,7 @@ pub mod patch;
 pub mod path;
 pub mod pii;
 pub mod plan;
+pub mod properties;
 pub mod scope;
 pub mod source;
 pub mod user;
