@@ -352,6 +352,33 @@ async fn a_malformed_body_answers_400_naming_the_field() {
 }
 
 #[tokio::test]
+async fn a_callout_body_over_the_limit_answers_413_and_the_next_one_is_served() {
+    let mut host = Host::start(tenant()).await;
+    let subject = hybrid_user_with_valid_email(&host.h);
+    let bearer = format!("Bearer {}", host.mint(&host.token()));
+    let tpr = "4d4d4d4d-0000-4000-8000-000000000001";
+    host.h
+        .sandbox
+        .add_task_processing_result(WORKFLOW, TASK, tpr);
+    // Inside the host envelope's limit, over the callout's: a few KB is what LCW sends.
+    let mut payload = callout_invocation(Some(&bearer), &subject, tpr);
+    payload["Data"]["req"]["Body"]["data"]["padding"] = json!("x".repeat(100 * 1024));
+    host.h.sandbox.reset_requests();
+    let (status, body, _) = res(&host.invoke("lcw-joiner", payload).await);
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(body["field"], "body");
+    assert_eq!(graph_calls(&host.h.sandbox), 0, "nothing reached Graph");
+    let (status, body, _) = res(&host
+        .invoke(
+            "lcw-joiner",
+            callout_invocation(Some(&bearer), &subject, tpr),
+        )
+        .await);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["resume"], "Completed");
+}
+
+#[tokio::test]
 async fn a_privileged_admin_subject_resumes_failed_with_the_fix_in_the_reason() {
     let mut host = Host::start(tenant()).await;
     let admins = host.h.sandbox.privileged_user_ids();

@@ -94,6 +94,9 @@ fn answered_key(task_processing_result_id: &str) -> String {
     format!("lcw/{task_processing_result_id}.json")
 }
 
+/// Largest callout body accepted (64 KiB): a Lifecycle Workflows callout is a few KB of ids and names.
+pub const MAX_CALLOUT_BYTES: usize = 64 * 1024;
+
 /// Seconds the relay should wait before retrying after a transient failure.
 pub const RETRY_AFTER_SECONDS: u64 = 30;
 
@@ -173,6 +176,14 @@ async fn answer_callout(
             )
         }
     };
+    // A callout is a few KB of ids and names; anything much larger is not one.
+    let size = serde_json::to_vec(&body).map_or(usize::MAX, |b| b.len());
+    if size > MAX_CALLOUT_BYTES {
+        return JoinerResponse::new(
+            413,
+            json!({"error": "payload_too_large", "field": "body", "message": format!("the callout body is {size} bytes; a Lifecycle Workflows callout is a few KB and at most {MAX_CALLOUT_BYTES}")}),
+        );
+    }
     let callout = match parse_callout(&body) {
         Ok(c) => c,
         Err(e) => {

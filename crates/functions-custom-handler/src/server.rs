@@ -47,8 +47,10 @@ pub const HOST_VERSION_HEADER: &str = "x-azure-functions-hostversion";
 pub const PORT_ENV: &str = "FUNCTIONS_CUSTOMHANDLER_PORT";
 /// Port variable set by the host (legacy name, still set).
 pub const LEGACY_PORT_ENV: &str = "FUNCTIONS_HTTPWORKER_PORT";
-/// Largest invocation envelope accepted (the host buffers bodies; HTTP triggers are capped far lower).
-pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024 * 1024;
+/// Largest invocation envelope accepted: 1 MiB. Our payloads are a few KB (an LCW callout, a timer's
+/// schedule status); a larger one is refused with 413 as soon as its `Content-Length` says so, or
+/// once 1 MiB has been read, never buffered whole.
+pub const MAX_ENVELOPE_BYTES: usize = 1024 * 1024;
 
 /// One invocation as handed to the app.
 #[derive(Debug, Clone)]
@@ -169,6 +171,13 @@ fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     res
 }
 
+fn too_large() -> Response<Full<Bytes>> {
+    json_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &json!({"error": format!("the invocation body is larger than {MAX_ENVELOPE_BYTES} bytes")}),
+    )
+}
+
 fn header_string(req: &Request<Incoming>, name: &str) -> Option<String> {
     req.headers()
         .get(name)
@@ -214,6 +223,10 @@ async fn invoke(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<F
     };
     let invocation_id = header_string(&req, INVOCATION_ID_HEADER);
     let host_version = header_string(&req, HOST_VERSION_HEADER);
+    let declared = header_string(&req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_ENVELOPE_BYTES as u64) {
+        return too_large();
+    }
 
     let body = match Limited::new(req.into_body(), MAX_ENVELOPE_BYTES)
         .collect()
@@ -221,16 +234,13 @@ async fn invoke(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<F
     {
         Ok(b) => b.to_bytes(),
         Err(e) => {
-            let too_large = e
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some();
-            let status = if too_large {
-                StatusCode::PAYLOAD_TOO_LARGE
-            } else {
-                StatusCode::BAD_REQUEST
-            };
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                return too_large();
+            }
             return json_response(
-                status,
+                StatusCode::BAD_REQUEST,
                 &json!({"error": format!("cannot read the invocation body: {}", masker(&e.to_string()))}),
             );
         }

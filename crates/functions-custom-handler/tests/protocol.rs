@@ -126,6 +126,33 @@ async fn host_post(base: &str, function: &str, body: String, id: &str) -> reqwes
         .unwrap()
 }
 
+/// POSTs `chunks` chunks of `size` spaces with `Transfer-Encoding: chunked` on a raw connection, and
+/// returns the status the server answered with (it may answer before the client is done).
+async fn chunked_post(base: &str, function: &str, chunks: usize, size: usize) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /{function} HTTP/1.1\r\nHost: {addr}\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+    );
+    conn.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{size:x}\r\n{}\r\n", " ".repeat(size));
+    for _ in 0..chunks {
+        // The server may close once it has answered: stop writing then.
+        if conn.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let _ = conn.write_all(b"0\r\n\r\n").await;
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer).await;
+    let text = String::from_utf8_lossy(&answer);
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 fn res_body(answer: &Value) -> Value {
     let text = answer["Outputs"]["res"]["body"].as_str().unwrap();
     serde_json::from_str(text).unwrap()
@@ -317,6 +344,31 @@ async fn invalid_envelope_is_http_400_and_masked() {
     assert!(!text.contains("jane@example.com"), "{text}");
     let resp = host_post(&base, "lcw-joiner", "not json".into(), "e-2").await;
     assert_eq!(resp.status(), 400);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413_and_the_server_goes_on_answering() {
+    let base = start().await;
+    let big = format!(
+        "{{\"Data\": {{\"req\": {{\"Body\": \"{}\"}}}}, \"Metadata\": {{}}}}",
+        "x".repeat(functions_custom_handler::MAX_ENVELOPE_BYTES + 1)
+    );
+    let resp = host_post(&base, "lcw-joiner", big, "big-1").await;
+    assert_eq!(resp.status(), 413);
+    assert!(resp.text().await.unwrap().contains("larger than"));
+    // Without a Content-Length (chunked), the limit holds while reading: 413 after 1 MiB, not after
+    // the 2 MiB the client would send.
+    let status = chunked_post(&base, "lcw-joiner", 32, 64 * 1024).await;
+    assert_eq!(status, 413);
+    // The server goes on answering.
+    let ok = host_post(
+        &base,
+        "new-hire-watch",
+        fixture("timer-new-hire-watch-status-null.json"),
+        "after",
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
 }
 
 #[tokio::test]
