@@ -171,7 +171,7 @@ impl Inner {
                 }
             }
             for dir in missing.iter().rev() {
-                match fs::create_dir(dir) {
+                match private_dir(dir) {
                     Ok(()) => {}
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                     Err(e) => return Err(StateError::io(dir, e)),
@@ -227,13 +227,35 @@ fn sync_dir(_dir: &Path) -> Result<(), StateError> {
     Ok(())
 }
 
+/// The state holds the audit log's personal emails (the before- and after-values rollback needs):
+/// files are created readable by the owner only (0600), directories 0700.
+#[cfg(unix)]
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.mode(0o600)
+}
+
+#[cfg(not(unix))]
+fn private(options: &mut OpenOptions) -> &mut OpenOptions {
+    options
+}
+
+#[cfg(unix)]
+fn private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new().mode(0o700).create(dir)
+}
+
+#[cfg(not(unix))]
+fn private_dir(dir: &Path) -> io::Result<()> {
+    fs::create_dir(dir)
+}
+
 /// Writes `bytes` to a new temp file in `dir` (fsynced when `sync`); the caller renames it into place.
 fn write_temp(dir: &Path, bytes: &[u8], sync: bool) -> Result<PathBuf, StateError> {
     let tmp = dir.join(format!("{TEMP_PREFIX}{}", uuid::Uuid::new_v4().simple()));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
+        let mut f = private(OpenOptions::new().write(true).create_new(true))
             .open(&tmp)
             .map_err(|e| StateError::io(&tmp, e))?;
         f.write_all(bytes).map_err(|e| StateError::io(&tmp, e))?;
@@ -301,10 +323,7 @@ fn check_condition(path: &Path, key: &str, cond: &WriteCondition) -> Result<(), 
 
 fn append_line(dir: &Path, path: &Path, line: &[u8]) -> Result<(), StateError> {
     let existed = path.exists();
-    let mut f = OpenOptions::new()
-        .append(true)
-        .read(true)
-        .create(true)
+    let mut f = private(OpenOptions::new().append(true).read(true).create(true))
         .open(path)
         .map_err(|e| StateError::io(path, e))?;
     let len = f.metadata().map_err(|e| StateError::io(path, e))?.len();

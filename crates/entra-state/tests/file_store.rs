@@ -263,3 +263,46 @@ fn new_fails_early_when_the_path_is_a_file() {
         other => panic!("expected an Io error naming the path, got {other:?}"),
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn state_files_are_private_to_the_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, store) = fresh();
+    store
+        .put(
+            "checkpoints/a.json",
+            Bytes::from_static(b"{}"),
+            WriteCondition::Any,
+        )
+        .await
+        .expect("put");
+    store
+        .put_volatile(
+            "claims/users/u.json",
+            Bytes::from_static(b"{}"),
+            WriteCondition::IfNoneMatch,
+        )
+        .await
+        .expect("claim");
+    store
+        .append("audit/run.jsonl", Bytes::from_static(b"{\"after\":\"x\"}"))
+        .await
+        .expect("append");
+    for key in [
+        "checkpoints/a.json",
+        "claims/users/u.json",
+        "audit/run.jsonl",
+    ] {
+        let mode = std::fs::metadata(store.root().join(key))
+            .expect("file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{key}: {mode:o}");
+    }
+    let dir_mode = std::fs::metadata(store.root().join("audit"))
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "audit/: {dir_mode:o}");
+}
