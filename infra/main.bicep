@@ -101,6 +101,15 @@ param maximumInstanceCount int = 40
 @description('Object ids of people or groups who run the CLI (entra-enrich runs / rollback --run ID) against the state container: they get Storage Blob Data Contributor on that container only.')
 param operatorPrincipalIds array = []
 
+@description('Redundancy of the storage account (host storage, deployment package, state). GRS keeps a copy in the paired region: the state container holds the audit log that rollback restores from, which nothing else can re-create. Use Standard_GZRS where the region also has zones, or Standard_ZRS / Standard_LRS in a region without a pair or where a copy outside the region is not allowed (the audit log holds before/after values, personal emails included).')
+@allowed([
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_ZRS'
+  'Standard_LRS'
+])
+param storageSkuName string = 'Standard_GRS'
+
 @description('Tags for every resource.')
 param tags object = {
   app: 'entra-enrich'
@@ -151,12 +160,15 @@ var callerCheckOn = !empty(allowedCallers)
 // (https://learn.microsoft.com/azure/storage/common/shared-key-authorization-prevent).
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_35: no VNet in this template: the Flex app reaches host storage, its package and the state blob over the public endpoint, as do operators' CLI runs; shared keys are off, so every request needs an Entra token and a data role
+  // checkov:skip=CKV_AZURE_59: as CKV_AZURE_35: the app and the operators reach the account over its public endpoint (no VNet integration or private endpoints here); access is Entra-only (allowSharedKeyAccess: false)
+  // checkov:skip=CKV_AZURE_43: the name is computed (storageAccountName: the prefix without hyphens, lowercased, + 'st' + uniqueString(), at most 24 letters and digits); checkov sees the expression, not its value
   name: storageAccountName
   location: location
   tags: tags
   kind: 'StorageV2'
   sku: {
-    name: 'Standard_LRS'
+    name: storageSkuName
   }
   properties: {
     accessTier: 'Hot'
@@ -290,6 +302,7 @@ resource operatorState 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
 // Flex Consumption plan and the function app.
 
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy on Flex Consumption makes the platform keep at least two always-ready instances per scale group, billed around the clock; this app runs on demand on purpose (no alwaysReady): timers resume from their cursor/checkpoint on the next tick and the relay retries lcw-joiner
   name: planName
   location: location
   tags: tags
@@ -353,6 +366,11 @@ var hostSettings = [
 ]
 
 resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_78: Microsoft lists siteConfig ftpsState as deprecated on Flex Consumption ("FTPS not supported"), where code is only deployed from the blob container (functionAppConfig.deployment); FTP basic-auth publishing is off too (ftpBasicAuth below)
+  // checkov:skip=CKV_AZURE_222: the relay, a Consumption Logic App (multi-tenant, no VNet access), calls lcw-joiner over the internet, and deploy.sh's health gate calls /api/health; both HTTP functions need a function key (lcw-joiner also the relay's Entra token once ENRICH_ALLOWED_CALLERS is set)
+  // checkov:skip=CKV_AZURE_17: no caller presents a client certificate: the relay sends a function key and a managed-identity bearer token (checked by lcw-joiner once ENRICH_ALLOWED_CALLERS is set), deploy.sh's health gate a function key; requiring certificates would lock both out
+  // checkov:skip=CKV_AZURE_212: numberOfWorkers is an App Service plan worker count; Flex Consumption adds instances per function on demand (scaleAndConcurrency), and its only minimum, alwaysReady, is left at 0 on purpose (see functionAppConfig)
+  // checkov:skip=CKV_AZURE_213: App Service health check works for function apps only on Premium or Dedicated plans, and needs an anonymous path; /api/health is authLevel function (it reports version and config validity); deploy.sh checks it with the key
   name: functionAppName
   location: location
   tags: tags
@@ -368,6 +386,8 @@ resource functionApp 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     siteConfig: {
       minTlsVersion: '1.2'
+      // HTTP/2 for clients that offer it; HTTP/1.1 clients are still served.
+      http20Enabled: true
       appSettings: concat(hostSettings, enrichSettings)
     }
     // https://learn.microsoft.com/azure/templates/microsoft.web/sites?pivots=deployment-language-bicep#functionappconfig

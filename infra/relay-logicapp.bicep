@@ -191,11 +191,11 @@ resource relay 'Microsoft.Logic/workflows@2019-05-01' = {
               }
             }
           }
-          // Only a PoP-authenticated call starts a run. Practitioners found AADPOP policies not enforced
-          // on their own (https://github.com/Azure/logicapps/issues/809; the fix requested in
-          // https://github.com/MicrosoftDocs/azure-docs/issues/110987 is this condition). The header is
-          // visible to the condition only with IncludeAuthorizationHeadersInOutputs
-          // (https://learn.microsoft.com/azure/logic-apps/logic-apps-securing-a-logic-app#include-authorization-header-in-request-or-http-webhook-trigger-outputs).
+          /* Only a PoP-authenticated call starts a run. Practitioners found AADPOP policies not enforced
+             on their own (https://github.com/Azure/logicapps/issues/809; the fix requested in
+             https://github.com/MicrosoftDocs/azure-docs/issues/110987 is this condition). The header is
+             visible to the condition only with IncludeAuthorizationHeadersInOutputs
+             (https://learn.microsoft.com/azure/logic-apps/logic-apps-securing-a-logic-app#include-authorization-header-in-request-or-http-webhook-trigger-outputs). */
           conditions: [
             {
               expression: '@startsWith(triggerOutputs()?[\'headers\']?[\'Authorization\'], \'PoP\')'
@@ -248,13 +248,13 @@ resource relay 'Microsoft.Logic/workflows@2019-05-01' = {
               type: 'ManagedServiceIdentity'
               audience: '@parameters(\'audience\')'
             }
-            // lcw-joiner answers 503 + Retry-After: 30 on transient failures (throttling, Graph 5xx). The
-            // retry policy resends on 408, 429 and 5xx
-            // (https://learn.microsoft.com/azure/logic-apps/logic-apps-exception-handling#retry-policies).
-            // The Logic Apps docs do not say the engine reads Retry-After, so the first retry waits at
-            // least the 30 s the function asks for, and the wait grows exponentially up to 2 min.
-            // Worst case: 5 attempts × 1 min timeout + ~5.5 min of waits ≈ 11 min, inside a custom task
-            // extension timeoutDuration of PT30M (set that; the minimum PT5M is too short for retries).
+            /* lcw-joiner answers 503 + Retry-After: 30 on transient failures (throttling, Graph 5xx). The
+               retry policy resends on 408, 429 and 5xx
+               (https://learn.microsoft.com/azure/logic-apps/logic-apps-exception-handling#retry-policies).
+               The Logic Apps docs do not say the engine reads Retry-After, so the first retry waits at
+               least the 30 s the function asks for, and the wait grows exponentially up to 2 min.
+               Worst case: 5 attempts × 1 min timeout + ~5.5 min of waits ≈ 11 min, inside a custom task
+               extension timeoutDuration of PT30M (set that; the minimum PT5M is too short for retries). */
             retryPolicy: {
               type: 'exponential'
               count: 4

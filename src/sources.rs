@@ -65,71 +65,213 @@ fn find(headers: &csv::StringRecord, names: &[&str]) -> Option<usize> {
 /// Bytes looked at to detect the encoding and the delimiter.
 const SNIFF_BYTES: usize = 64 * 1024;
 
-/// Loads a CSV HR export: a header line with `employeeId`, `personalEmail` and (optionally) `country`.
+/// Where the columns are, and how the file is delimited: checked once, when the file is opened.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    delimiter: u8,
+    employee_id: usize,
+    personal_email: usize,
+    country: Option<usize>,
+}
+
+/// What one full read of an HR file found.
+#[derive(Debug, Default)]
+pub struct HrRead {
+    /// The records whose employeeId was wanted (duplicates kept ambiguous, as [`HrIndex`] does).
+    pub index: HrIndex,
+    /// Data rows in the file.
+    pub rows: u64,
+    /// Rows with an employeeId that was not wanted: no in-scope user carries it.
+    pub unmatched: u64,
+    /// Rows with a blank employeeId (never matched, never written).
+    pub blank_ids: u64,
+}
+
+/// An HR row no in-scope user matched, for the report.
+#[derive(Debug, Clone)]
+pub struct UnmatchedRow {
+    /// The line in the file (1 is the header).
+    pub line: u64,
+    pub employee_id: String,
+    pub personal_email: Option<String>,
+}
+
+/// A CSV HR export, checked when opened (encoding, delimiter, columns, at least one row) and read
+/// row by row on demand, so memory grows with the rows kept, not with the file.
+#[derive(Debug, Clone)]
+pub struct HrFile {
+    path: std::path::PathBuf,
+    layout: Layout,
+}
+
+/// Opens a CSV HR export: a header line with `employeeId`, `personalEmail` and (optionally) `country`.
 ///
 /// Read strictly, because a value read from the wrong column becomes someone's password-reset address:
 /// - the delimiter is detected from the header line: comma, semicolon (Excel in many locales) or tab;
 /// - the file must be UTF-8 (a BOM is fine); UTF-16 and Windows-1252 are refused with the fix;
 /// - a row whose field count differs from the header's (an unquoted comma in a name, a stray quote)
 ///   refuses the **whole file**: one shifted row means the export is not what it seems, and a partial
-///   run would hide that;
+///   run would hide that. Every read goes through the whole file before any value is used;
 /// - an empty file and a header with no rows are errors.
+impl HrFile {
+    pub fn open(path: &Path) -> Result<Self, SourceError> {
+        let shown = path.display().to_string();
+        let head = sniff(path).map_err(|e| read_error(&shown, &e))?;
+        let layout = check_head(&shown, &head)?;
+        let file = std::fs::File::open(path).map_err(|e| read_error(&shown, &e))?;
+        let mut reader = csv_reader(layout, file);
+        header_layout(&shown, &mut reader, layout.delimiter)?;
+        let mut first = csv::StringRecord::new();
+        let has_row = reader
+            .read_record(&mut first)
+            .map_err(|e| row_error(&shown, &e))?;
+        if !has_row {
+            return Err(SourceError::NoRows { path: shown });
+        }
+        Ok(Self {
+            path: path.to_path_buf(),
+            layout,
+        })
+    }
+
+    /// The path, as given.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads every row (strictly), keeping those whose employeeId key ([`entra_core::employee_id_key`])
+    /// `wanted` accepts.
+    pub fn read(&self, wanted: &dyn Fn(&str) -> bool) -> Result<HrRead, SourceError> {
+        let shown = self.path.display().to_string();
+        let file = std::fs::File::open(&self.path).map_err(|e| read_error(&shown, &e))?;
+        read_rows(&shown, self.layout, file, wanted, &mut |_| {})
+    }
+
+    /// Reads every row and calls `each` with those whose employeeId `wanted` refuses.
+    pub fn unmatched(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+        each: &mut dyn FnMut(UnmatchedRow),
+    ) -> Result<u64, SourceError> {
+        let shown = self.path.display().to_string();
+        let file = std::fs::File::open(&self.path).map_err(|e| read_error(&shown, &e))?;
+        read_rows(&shown, self.layout, file, &|k| wanted(k), each).map(|r| r.unmatched)
+    }
+}
+
+/// Loads a whole CSV HR export into memory (small files, tests); see [`HrFile`] for the rules.
 pub fn load_hr_csv(path: &Path) -> Result<HrIndex, SourceError> {
-    let shown = path.display().to_string();
-    let read_err = |e: &dyn std::fmt::Display| SourceError::Read {
-        path: shown.clone(),
+    Ok(HrFile::open(path)?.read(&|_| true)?.index)
+}
+
+/// Parses an HR export held in memory, by the same rules as [`HrFile`] (the fuzz target's entry).
+pub fn parse_hr_csv(name: &str, bytes: &[u8]) -> Result<HrRead, SourceError> {
+    let head = &bytes[..bytes.len().min(SNIFF_BYTES)];
+    let layout = check_head(name, head)?;
+    let read = read_rows(name, layout, bytes, &|_| true, &mut |_| {})?;
+    if read.rows == 0 {
+        return Err(SourceError::NoRows { path: name.into() });
+    }
+    Ok(read)
+}
+
+fn read_error(shown: &str, e: &dyn std::fmt::Display) -> SourceError {
+    SourceError::Read {
+        path: shown.to_string(),
         reason: e.to_string(),
-    };
-    let head = sniff(path).map_err(|e| read_err(&e))?;
+    }
+}
+
+/// Emptiness, encoding and delimiter, from the first bytes.
+fn check_head(shown: &str, head: &[u8]) -> Result<Layout, SourceError> {
     if head.iter().all(u8::is_ascii_whitespace) {
-        return Err(SourceError::Empty { path: shown });
+        return Err(SourceError::Empty { path: shown.into() });
     }
-    if let Some(found) = foreign_encoding(&head) {
-        return Err(SourceError::Encoding { path: shown, found });
+    if let Some(found) = foreign_encoding(head) {
+        return Err(SourceError::Encoding {
+            path: shown.into(),
+            found,
+        });
     }
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter(&head))
+    Ok(Layout {
+        delimiter: delimiter(head),
+        employee_id: 0,
+        personal_email: 0,
+        country: None,
+    })
+}
+
+fn csv_reader<R: std::io::Read>(layout: Layout, input: R) -> csv::Reader<R> {
+    csv::ReaderBuilder::new()
+        .delimiter(layout.delimiter)
         .trim(csv::Trim::All)
-        .from_path(path)
-        .map_err(|e| read_err(&e))?;
-    let headers = reader.headers().map_err(|e| row_error(&shown, &e))?.clone();
-    let eid = find(&headers, EMPLOYEE_ID).ok_or(SourceError::MissingColumn {
-        path: shown.clone(),
+        .from_reader(input)
+}
+
+/// Finds the columns in the header line.
+fn header_layout<R: std::io::Read>(
+    shown: &str,
+    reader: &mut csv::Reader<R>,
+    delimiter: u8,
+) -> Result<Layout, SourceError> {
+    let headers = reader.headers().map_err(|e| row_error(shown, &e))?;
+    let employee_id = find(headers, EMPLOYEE_ID).ok_or(SourceError::MissingColumn {
+        path: shown.into(),
         column: "employeeId",
         accepted: "employeeId, employee_id, Worker_ID",
     })?;
-    let email = find(&headers, PERSONAL_EMAIL).ok_or(SourceError::MissingColumn {
-        path: shown.clone(),
+    let personal_email = find(headers, PERSONAL_EMAIL).ok_or(SourceError::MissingColumn {
+        path: shown.into(),
         column: "personalEmail",
         accepted: "personalEmail, personal_email",
     })?;
-    let country = find(&headers, COUNTRY);
-    let mut records = Vec::new();
-    let mut rows = 0u64;
-    for row in reader.records() {
-        let row = row.map_err(|e| row_error(&shown, &e))?;
-        rows += 1;
-        let Some(id) = row.get(eid).map(str::trim).filter(|s| !s.is_empty()) else {
+    Ok(Layout {
+        delimiter,
+        employee_id,
+        personal_email,
+        country: find(headers, COUNTRY),
+    })
+}
+
+/// One strict pass over the rows: one reused record buffer, so memory stays flat however long the
+/// file is; only wanted rows are kept.
+fn read_rows<R: std::io::Read>(
+    shown: &str,
+    layout: Layout,
+    input: R,
+    wanted: &dyn Fn(&str) -> bool,
+    unmatched: &mut dyn FnMut(UnmatchedRow),
+) -> Result<HrRead, SourceError> {
+    let mut reader = csv_reader(layout, input);
+    let layout = header_layout(shown, &mut reader, layout.delimiter)?;
+    let mut out = HrRead::default();
+    let mut row = csv::StringRecord::new();
+    while reader
+        .read_record(&mut row)
+        .map_err(|e| row_error(shown, &e))?
+    {
+        out.rows += 1;
+        let cell = |i: usize| row.get(i).map(str::trim).filter(|s| !s.is_empty());
+        let Some(key) = cell(layout.employee_id).and_then(entra_core::employee_id_key) else {
+            out.blank_ids += 1;
             continue;
         };
-        let cell = |i: usize| {
-            row.get(i)
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
+        if !wanted(&key) {
+            out.unmatched += 1;
+            unmatched(UnmatchedRow {
+                line: row.position().map(|p| p.line()).unwrap_or(0),
+                employee_id: cell(layout.employee_id).unwrap_or_default().to_string(),
+                personal_email: cell(layout.personal_email).map(str::to_string),
+            });
+            continue;
+        }
+        let values = SourceValues {
+            personal_email: cell(layout.personal_email).map(str::to_string),
+            country: layout.country.and_then(cell).map(str::to_string),
         };
-        records.push((
-            id.to_string(),
-            SourceValues {
-                personal_email: cell(email),
-                country: country.and_then(cell),
-            },
-        ));
+        out.index.insert(&key, values);
     }
-    if rows == 0 {
-        return Err(SourceError::NoRows { path: shown });
-    }
-    Ok(HrIndex::from_records(records))
+    Ok(out)
 }
 
 fn sniff(path: &Path) -> std::io::Result<Vec<u8>> {

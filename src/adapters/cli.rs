@@ -12,16 +12,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::app::{build_context, AppError};
 use crate::config::{process_env, Config, ConfigError};
 use crate::handlers::apply::UPDATED_WITH_WARNINGS;
-use crate::handlers::audit::AuditLog;
+use crate::handlers::audit::{read_run, AuditLog, AuditRecord};
 use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, Progress};
 use crate::handlers::claim::Claims;
 use crate::handlers::context::HrSource;
 use crate::handlers::enrich::{enrich_user, UserRef, WhenBusy};
-use crate::handlers::report::{render_csv, render_json};
+use crate::handlers::report::{neutralise_formula, render_csv, render_json};
 use crate::handlers::rollback::run_rollback;
 use crate::handlers::watch::run_watch;
 use crate::handlers::{EnrichContext, RunId};
-use crate::sources::load_hr_csv;
+use crate::sources::HrFile;
 
 /// entra-enrich: fills otherMails (the SSPR alternate email) and usageLocation on hybrid Entra ID users.
 #[derive(Debug, Parser)]
@@ -46,6 +46,9 @@ pub enum Command {
     Watch,
     /// List the runs in the audit log.
     Runs,
+    /// Print one run's audit log (JSON lines). It holds personal emails unmasked, because rollback
+    /// needs them; add --mask to share it in a ticket.
+    Audit(AuditArgs),
     /// Validate the settings and print every problem.
     Config,
     /// Serve the Azure Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
@@ -115,6 +118,16 @@ pub struct BackfillArgs {
     /// app the Privileged Authentication Administrator role.
     #[arg(long)]
     pub retry_denied: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// The run (see `entra-enrich runs`).
+    #[arg(long)]
+    pub run: String,
+    /// Mask every personal email (j***@e***.org), for sharing outside the operators.
+    #[arg(long)]
+    pub mask: bool,
 }
 
 #[derive(Debug, Args)]
@@ -198,6 +211,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 .map_err(|e| CliError::Failed(e.to_string()))?;
             let report = report_path(&config, &summary, args.report.as_deref());
             write_report(&summary, &report, args.show_pii)?;
+            if let HrSource::File(file) = &ctx.hr {
+                write_unmatched(file, &summary, &unmatched_path(&report), args.show_pii)?;
+            }
             if args.json {
                 println!("{}", serde_json::to_string(&summary).unwrap_or_default());
             } else {
@@ -227,6 +243,21 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 "{}",
                 serde_json::to_string_pretty(&summary).unwrap_or_default()
             );
+            Ok(())
+        }
+        Command::Audit(args) => {
+            let run_id =
+                RunId::parse(&args.run).map_err(|e| CliError::Usage(format!("--run: {e}")))?;
+            let (_, ctx) = context(false).await?;
+            let records = read_run(ctx.state.as_ref(), &run_id)
+                .await
+                .map_err(|e| CliError::Failed(e.to_string()))?;
+            if records.is_empty() {
+                return Err(CliError::Failed(format!(
+                    "run {run_id} has no audit records (see `entra-enrich runs`)"
+                )));
+            }
+            print!("{}", render_audit(&records, args.mask));
             Ok(())
         }
         Command::Runs => {
@@ -304,9 +335,9 @@ pub fn parse_source(raw: &str) -> Result<HrSource, CliError> {
         return Ok(HrSource::Directory);
     }
     if let Some(path) = raw.strip_prefix("csv:") {
-        let index =
-            load_hr_csv(Path::new(path)).map_err(|e| CliError::Usage(format!("--source: {e}")))?;
-        return Ok(HrSource::Index(Arc::new(index)));
+        let file =
+            HrFile::open(Path::new(path)).map_err(|e| CliError::Usage(format!("--source: {e}")))?;
+        return Ok(HrSource::File(Arc::new(file)));
     }
     Err(CliError::Usage(
         "--source must be `directory` or `csv:PATH` (a CSV with employeeId, personalEmail and optionally country columns)".into(),
@@ -339,6 +370,72 @@ pub fn write_report(
     std::fs::write(&csv, render_csv(&summary.report, show_pii))
         .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", csv.display())))?;
     Ok(())
+}
+
+/// An audit log as JSON lines, masked on request.
+pub fn render_audit(records: &[AuditRecord], mask: bool) -> String {
+    let mut out = String::new();
+    for r in records {
+        let r = if mask { r.masked() } else { r.clone() };
+        out.push_str(&serde_json::to_string(&r).unwrap_or_default());
+        out.push('\n');
+    }
+    out
+}
+
+/// Where the HR records that matched no in-scope user are listed: beside the report.
+pub fn unmatched_path(report: &Path) -> PathBuf {
+    let stem = report
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "report".into());
+    report.with_file_name(format!("{stem}-unmatched-hr.csv"))
+}
+
+/// Lists, as CSV, the HR records whose employeeId no in-scope user carries: a second streaming pass
+/// over the file, so the listing costs no memory however many there are.
+pub fn write_unmatched(
+    file: &HrFile,
+    summary: &BackfillSummary,
+    path: &Path,
+    show_pii: bool,
+) -> Result<(), CliError> {
+    let failed = |e: &dyn std::fmt::Display| {
+        CliError::Failed(format!("cannot write {}: {e}", path.display()))
+    };
+    let out = std::fs::File::create(path).map_err(|e| failed(&e))?;
+    let mut w = csv::Writer::from_writer(std::io::BufWriter::new(out));
+    w.write_record(["line", "employeeId", "personalEmail", "reason"])
+        .map_err(|e| failed(&e))?;
+    let ids = summary.in_scope_ids.clone();
+    let mut error = None;
+    let reason = "no in-scope Entra user has this employeeId: a new hire not synced yet, an employeeId typo, or a leaver";
+    file.unmatched(&|key| ids.user_for_key(key).is_some(), &mut |row| {
+        if error.is_some() {
+            return;
+        }
+        let email = row.personal_email.as_deref().unwrap_or_default();
+        let email = if show_pii {
+            email.to_string()
+        } else {
+            entra_core::pii::mask_email(email)
+        };
+        let line = row.line.to_string();
+        let cells = [
+            line.as_str(),
+            row.employee_id.as_str(),
+            email.as_str(),
+            reason,
+        ];
+        if let Err(e) = w.write_record(cells.map(|c| neutralise_formula(c).into_owned())) {
+            error = Some(e);
+        }
+    })
+    .map_err(|e| CliError::Failed(format!("listing unmatched HR records: {e}")))?;
+    if let Some(e) = error {
+        return Err(failed(&e));
+    }
+    w.flush().map_err(|e| failed(&e))
 }
 
 /// Prints the end-of-run summary table.
@@ -381,6 +478,15 @@ pub fn print_backfill_summary(summary: &BackfillSummary, report: &Path, config: 
         report.display(),
         report.with_extension("csv").display()
     );
+    if let Some(hr) = &summary.hr_file {
+        println!(
+            "  HR file: {} records, {} matched an in-scope user, {} matched none (not synced yet, employeeId typos, leavers): {}",
+            hr.records,
+            hr.matched,
+            hr.unmatched,
+            unmatched_path(report).display()
+        );
+    }
     if summary.claims.left_to_others > 0 {
         println!(
             "  {} user(s) left to another handler writing them at the same moment (ClaimedElsewhere)",

@@ -30,6 +30,29 @@ pub struct AuditRecord {
     pub handler: String,
 }
 
+impl AuditRecord {
+    /// The record with every address in its before- and after-values masked (`j***@e***.org`), for
+    /// sharing in a ticket. A masked record cannot drive a rollback.
+    pub fn masked(&self) -> Self {
+        Self {
+            before: mask_value(&self.before),
+            after: mask_value(&self.after),
+            ..self.clone()
+        }
+    }
+}
+
+fn mask_value(v: &Value) -> Value {
+    match v {
+        Value::String(s) => Value::String(entra_core::pii::mask_emails_in(s)),
+        Value::Array(items) => Value::Array(items.iter().map(mask_value).collect()),
+        Value::Object(m) => {
+            Value::Object(m.iter().map(|(k, v)| (k.clone(), mask_value(v))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
 /// Errors reading or writing the audit log.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {

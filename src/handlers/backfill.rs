@@ -12,8 +12,11 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use entra_core::{
-    plan_user, EmployeeIdIndex, FieldIssue, Outcome, SourceLookup, UserPatch, UserRecord,
+    plan_user_among, AddressBook, EmployeeIdIndex, FieldIssue, HrIndex, Outcome, SourceLookup,
+    UserPatch, UserRecord,
 };
 use entra_graph::GraphError;
 use entra_state::{StateStore, WriteCondition};
@@ -109,9 +112,26 @@ pub struct BackfillSummary {
     /// Claims taken before writes, users left to another handler writing them at the same moment,
     /// and the state-store requests the claims cost.
     pub claims: ClaimStats,
+    /// What the HR file held, when the source is a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hr_file: Option<HrFileCounts>,
     /// Every user not updated, with the reason.
     #[serde(skip)]
     pub report: Vec<ReportRow>,
+    /// The employeeIds of the in-scope users, to list the HR records that matched none of them.
+    #[serde(skip)]
+    pub in_scope_ids: Arc<EmployeeIdIndex>,
+}
+
+/// The rows of an HR file, and how many matched an in-scope user (Microsoft's "users in the source
+/// that did not match": new hires not synced yet, employeeId typos, leavers).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HrFileCounts {
+    pub records: u64,
+    pub matched: u64,
+    pub unmatched: u64,
+    pub blank_employee_ids: u64,
 }
 
 /// Backfill failures that stop the whole run (per-user problems are outcomes, not errors).
@@ -127,6 +147,8 @@ pub enum BackfillError {
     Conflict,
     #[error("the time budget (ENRICH_TIME_BUDGET_SECONDS) and its grace ran out during a call; the next run resumes this one")]
     Deadline,
+    #[error("{0}")]
+    Source(#[from] crate::sources::SourceError),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -445,11 +467,31 @@ async fn backfill(
     // Pass 1: the employeeId index of the in-scope population (a small $select; ~101 requests for
     // 100,000 users). An employeeId shared by several in-scope users is ambiguous: refused below.
     progress.phase("indexing", None);
-    let mut index_select: Vec<String> = ["id", "employeeId", "onPremisesSyncEnabled"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for p in ctx.policy.scope.properties() {
+    // It also fills the address book: nobody's alternate email may be someone else's address.
+    let mut index_select: Vec<String> = [
+        "id",
+        "employeeId",
+        "onPremisesSyncEnabled",
+        "userPrincipalName",
+        "mail",
+        "otherMails",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let directory = matches!(ctx.hr, HrSource::Directory);
+    let source_props = if directory {
+        ctx.sources.properties()
+    } else {
+        Vec::new()
+    };
+    for p in ctx
+        .policy
+        .scope
+        .properties()
+        .into_iter()
+        .chain(source_props)
+    {
         if !index_select.iter().any(|s| s.eq_ignore_ascii_case(&p)) {
             index_select.push(p);
         }
@@ -457,6 +499,7 @@ async fn backfill(
     let index_refs: Vec<&str> = index_select.iter().map(String::as_str).collect();
     let mut pager = ctx.graph.list_users(None, &index_refs, 999);
     let mut index = EmployeeIdIndex::default();
+    let mut book = AddressBook::new();
     let mut population = 0u64;
     while let Some(page) = pager.next_page().await? {
         population += page.len() as u64;
@@ -465,10 +508,24 @@ async fn backfill(
             let Ok(user) = UserRecord::from_json(json) else {
                 continue;
             };
+            book.insert_user(&user);
             if ctx.policy.scope.matches(&user) {
                 if let Some(eid) = user.employee_id() {
                     index.insert(eid, user.id());
                 }
+                if directory {
+                    let planned = ctx.sources.values_from_user(&user).personal_email;
+                    book.insert(user.id(), planned.as_deref().unwrap_or_default());
+                }
+            }
+        }
+    }
+    let (hr, hr_file) = read_hr(&ctx.hr, &index)?;
+    if let Some(hr) = hr.as_deref() {
+        // The addresses this run gives: two users planned one address are both refused.
+        for (key, values) in hr.records() {
+            if let (Some(user), Some(email)) = (index.user_for_key(key), &values.personal_email) {
+                book.insert(user, email);
             }
         }
     }
@@ -504,12 +561,12 @@ async fn backfill(
             }
             in_scope += 1;
             let values;
-            let (lookup, personal_email) = match &ctx.hr {
-                HrSource::Directory => {
+            let (lookup, personal_email) = match hr.as_deref() {
+                None => {
                     values = ctx.sources.values_from_user(&user);
                     (SourceLookup::Found(&values), values.personal_email.clone())
                 }
-                HrSource::Index(hr) => match user.employee_id() {
+                Some(hr) => match user.employee_id() {
                     Some(eid) => {
                         let l = hr.lookup(eid);
                         let email = match &l {
@@ -522,7 +579,7 @@ async fn backfill(
                 },
             };
             let duplicate = user.employee_id().is_some_and(|e| index.is_duplicate(e));
-            let decision = plan_user(&ctx.policy, &user, lookup, duplicate);
+            let decision = plan_user_among(&ctx.policy, &user, lookup, duplicate, &book);
             let Some(patch) = decision.patch else {
                 let r = UserResult::without_write(&user, decision.outcome, decision.issues);
                 totals.settle(&r, personal_email.as_deref());
@@ -629,8 +686,39 @@ async fn backfill(
         elapsed_ms: started.elapsed().as_millis() as u64,
         write_ms,
         claims: claims.stats(),
+        hr_file,
         report: totals.report,
+        in_scope_ids: Arc::new(index),
     })
+}
+
+/// The HR records of in-scope users: `None` for the directory source. A file is read whole (every
+/// row checked) but only the rows of in-scope users are kept, so memory follows the population,
+/// not the file.
+fn read_hr(
+    source: &HrSource,
+    index: &EmployeeIdIndex,
+) -> Result<(Option<Arc<HrIndex>>, Option<HrFileCounts>), BackfillError> {
+    match source {
+        HrSource::Directory => Ok((None, None)),
+        HrSource::Index(hr) => Ok((Some(hr.clone()), None)),
+        HrSource::File(file) => {
+            let read = file.read(&|key| index.user_for_key(key).is_some())?;
+            let counts = HrFileCounts {
+                records: read.rows,
+                matched: read.rows - read.unmatched - read.blank_ids,
+                unmatched: read.unmatched,
+                blank_employee_ids: read.blank_ids,
+            };
+            tracing::info!(
+                records = counts.records,
+                matched = counts.matched,
+                unmatched = counts.unmatched,
+                "HR file read"
+            );
+            Ok((Some(Arc::new(read.index)), Some(counts)))
+        }
+    }
 }
 
 async fn load_denied(state: &dyn StateStore) -> Result<HashSet<String>, BackfillError> {

@@ -9,9 +9,10 @@ use entra_graph::GraphClient;
 use entra_state::StateStore;
 
 /// The user properties every handler reads: identity, scope, current values and sources.
-const BASE_SELECT: [&str; 6] = [
+const BASE_SELECT: [&str; 7] = [
     "id",
     "userPrincipalName",
+    "mail",
     "employeeId",
     "onPremisesSyncEnabled",
     "otherMails",
@@ -24,8 +25,11 @@ pub enum HrSource {
     /// The user's own directory properties (e.g. `onPremisesExtensionAttributes.extensionAttribute1`,
     /// filled from Workday `personalEmail` through AD and Cloud Sync).
     Directory,
-    /// An HR export keyed by `employeeId` (CSV today; Workday on the roadmap).
+    /// HR records keyed by `employeeId`, held in memory.
     Index(Arc<HrIndex>),
+    /// An HR export file keyed by `employeeId`, read when needed: the backfill keeps only the rows of
+    /// in-scope users and counts (and reports) the rest.
+    File(Arc<crate::sources::HrFile>),
 }
 
 impl fmt::Debug for HrSource {
@@ -33,6 +37,7 @@ impl fmt::Debug for HrSource {
         match self {
             HrSource::Directory => f.write_str("Directory"),
             HrSource::Index(i) => write!(f, "Index({} records)", i.len()),
+            HrSource::File(file) => write!(f, "File({})", file.path().display()),
         }
     }
 }

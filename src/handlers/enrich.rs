@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-use entra_core::{plan_user, Decision, Outcome, SourceLookup, UserRecord};
+use entra_core::{plan_user_among, AddressBook, Decision, Outcome, SourceLookup, UserRecord};
 use entra_graph::GraphError;
 
 use super::apply::{apply_decision, UserResult};
@@ -99,7 +99,7 @@ pub async fn enrich_claimed(
     if let Some(user) = prefetched {
         // No Graph call here: the duplicate check only ever turns a write into a refusal, and the
         // claimed re-read below makes it.
-        let preview = plan_with(ctx, &user, false);
+        let preview = plan_with(ctx, &user, false, &AddressBook::new());
         if preview.patch.is_none() {
             return Ok(apply_decision(ctx, audit, &user, preview).await);
         }
@@ -162,11 +162,42 @@ pub async fn plan_record(ctx: &EnrichContext, user: &UserRecord) -> Result<Decis
     } else {
         false
     };
-    Ok(plan_with(ctx, user, duplicate_target))
+    let decision = plan_with(ctx, user, duplicate_target, &AddressBook::new());
+    // The new alternate email must not be anyone else's address: ask Graph who holds it.
+    let Some(address) = new_alternate_email(&decision, user) else {
+        return Ok(decision);
+    };
+    let mut book = AddressBook::new();
+    for holder in ctx.graph.find_address_holders(&address).await? {
+        if let Ok(holder) = UserRecord::from_json(holder) {
+            book.insert_user(&holder);
+        }
+    }
+    Ok(plan_with(ctx, user, duplicate_target, &book))
 }
 
-fn plan_with(ctx: &EnrichContext, user: &UserRecord, duplicate_target: bool) -> Decision {
+/// The address a decision adds to `otherMails`, if it adds one.
+fn new_alternate_email(decision: &Decision, user: &UserRecord) -> Option<String> {
+    let current = user.other_mails();
+    decision
+        .patch
+        .as_ref()?
+        .other_mails
+        .as_ref()?
+        .as_slice()
+        .iter()
+        .find(|v| !current.iter().any(|c| v.eq_ignore_case(c)))
+        .map(|v| v.as_str().to_string())
+}
+
+fn plan_with(
+    ctx: &EnrichContext,
+    user: &UserRecord,
+    duplicate_target: bool,
+    book: &AddressBook,
+) -> Decision {
     let values;
+    let one;
     let lookup = match &ctx.hr {
         HrSource::Directory => {
             values = ctx.sources.values_from_user(user);
@@ -176,8 +207,21 @@ fn plan_with(ctx: &EnrichContext, user: &UserRecord, duplicate_target: bool) -> 
             Some(eid) => index.lookup(eid),
             None => SourceLookup::NotFound,
         },
+        HrSource::File(file) => match user.employee_id().and_then(entra_core::employee_id_key) {
+            Some(key) => match file.read(&|k| k == key) {
+                Ok(read) => {
+                    one = read.index;
+                    one.lookup(&key)
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the HR file could not be read; nothing is written");
+                    SourceLookup::NotFound
+                }
+            },
+            None => SourceLookup::NotFound,
+        },
     };
-    plan_user(&ctx.policy, user, lookup, duplicate_target)
+    plan_user_among(&ctx.policy, user, lookup, duplicate_target, book)
 }
 
 enum Resolved {

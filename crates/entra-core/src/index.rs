@@ -82,6 +82,11 @@ impl EmployeeIdIndex {
             .is_some_and(|seen| seen.count > 1)
     }
 
+    /// The first in-scope user carrying the employeeId matching key `key` ([`employee_id_key`]).
+    pub fn user_for_key(&self, key: &str) -> Option<&str> {
+        self.seen.get(key).map(|s| &*s.first_user_id)
+    }
+
     /// Every duplicated employeeId (in no particular order).
     pub fn duplicates(&self) -> impl Iterator<Item = DuplicateEmployeeId<'_>> + '_ {
         self.seen

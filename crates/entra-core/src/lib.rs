@@ -34,6 +34,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod address;
 pub mod country;
 pub mod index;
 pub mod outcome;
@@ -46,14 +47,15 @@ pub mod scope;
 pub mod source;
 pub mod user;
 
+pub use address::AddressBook;
 pub use country::resolve_country;
 pub use index::{employee_id_key, DuplicateEmployeeId, EmployeeIdIndex};
 pub use outcome::{Outcome, DENIED_PRIVILEGED_FIX};
 pub use patch::{AlternateEmail, Change, CountryCode, InvalidValue, OtherMails, UserPatch};
 pub use path::{PathError, PropertyPath};
 pub use plan::{
-    plan_rollback, plan_user, Decision, EnrichPolicy, FieldIssue, ModeError, OtherMailsMode,
-    RecordedValues, RollbackRefusal, OTHER_MAILS, USAGE_LOCATION,
+    plan_rollback, plan_user, plan_user_among, Decision, EnrichPolicy, FieldIssue, ModeError,
+    OtherMailsMode, RecordedValues, RollbackRefusal, OTHER_MAILS, USAGE_LOCATION,
 };
 pub use scope::{ScopeError, ScopeFilter, DEFAULT_SCOPE};
 pub use source::{HrIndex, SourceLookup, SourceSpec, SourceValues};

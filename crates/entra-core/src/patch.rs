@@ -37,6 +37,24 @@ impl InvalidValue {
 #[serde(try_from = "String", into = "String")]
 pub struct AlternateEmail(String);
 
+/// A DNS host name a mailbox can live at (RFC 1123 §2.1, RFC 5321 §4.1.2 `Domain`): at least two
+/// dot-separated labels of 1–63 letters, digits and inner hyphens, at most 253 characters, and an
+/// alphabetic top-level label (or an IDNA `xn--` one).
+fn is_host_name(domain: &str) -> bool {
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len())
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    };
+    let tld = labels.last().copied().unwrap_or_default();
+    domain.len() <= 253
+        && labels.len() >= 2
+        && labels.iter().all(|l| label_ok(l))
+        && (tld.bytes().all(|b| b.is_ascii_alphabetic()) || tld.starts_with("xn--"))
+}
+
 impl AlternateEmail {
     /// Validates and trims `raw`. The error never echoes the input.
     pub fn parse(raw: &str) -> Result<Self, InvalidValue> {
@@ -63,6 +81,12 @@ impl AlternateEmail {
         );
         if parsed.is_err() {
             return Err(InvalidValue::new("is not a valid email address"));
+        }
+        let domain = value.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        if !is_host_name(domain) {
+            return Err(InvalidValue::new(
+                "has a domain that is not a mail host name (letters, digits and hyphens in dot-separated labels, an alphabetic top-level domain)",
+            ));
         }
         Ok(Self(value.to_string()))
     }
@@ -279,5 +303,39 @@ impl OtherMails {
                     .iter()
                     .any(|c| e.as_str().eq_ignore_ascii_case(c))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_address_whose_domain_is_not_a_host_name_is_refused() {
+        // Found by the lambda_event fuzz target: `email_address` takes `*` and `/` in a domain.
+        for bad in [
+            "n@s***/e/default/entra.example",
+            "a@exa*mple.org",
+            "a@-example.org",
+            "a@example-.org",
+            "a@example..org",
+            "a@example",
+            "a@example.o_rg",
+            "a@example.123",
+        ] {
+            let e = AlternateEmail::parse(bad).expect_err(bad);
+            assert!(!e.reason.contains('@'), "{bad}: {}", e.reason);
+        }
+        let e = AlternateEmail::parse("n@s***/e/default/entra.example").expect_err("refused");
+        assert!(e.reason.contains("domain"), "{}", e.reason);
+        for good in [
+            "jane.doe@example.org",
+            "j+tag@mail.example.co.uk",
+            "x@xn--bcher-kva.example",
+            "o'brien@example.org",
+            "a@sub-domain.example.io",
+        ] {
+            assert!(AlternateEmail::parse(good).is_ok(), "{good}");
+        }
     }
 }

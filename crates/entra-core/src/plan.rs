@@ -1,6 +1,7 @@
 //! The decision for one user: scope → match → values → validation → diff → patch. Also the
 //! rollback planner.
 
+use crate::address::AddressBook;
 use crate::country::resolve_country;
 use crate::outcome::Outcome;
 use crate::patch::{
@@ -82,6 +83,7 @@ impl EnrichPolicy {
         let base = [
             "id",
             "userPrincipalName",
+            "mail",
             "employeeId",
             OTHER_MAILS,
             USAGE_LOCATION,
@@ -156,11 +158,28 @@ enum FieldPlan<T> {
 /// decided independently; a field that cannot be written is recorded in `issues` while the other
 /// is still written. When nothing is written, the outcome names the first problem (`otherMails`
 /// before `usageLocation`, invalid before missing), or is `Unchanged`.
+///
+/// The alternate email is refused when it is the user's own `userPrincipalName` or `mail`. Whether
+/// *another* user holds it is not known here: the handlers call [`plan_user_among`] with the
+/// addresses they know of.
 pub fn plan_user(
     policy: &EnrichPolicy,
     user: &UserRecord,
     source: SourceLookup<'_>,
     duplicate_target: bool,
+) -> Decision {
+    plan_user_among(policy, user, source, duplicate_target, &AddressBook::new())
+}
+
+/// [`plan_user`], also refusing an alternate email that another user in `book` already holds as
+/// sign-in name, primary mail or alternate email (or that the same run gives another user). The
+/// other fields are still written; the report says why `otherMails` was not. No setting relaxes this.
+pub fn plan_user_among(
+    policy: &EnrichPolicy,
+    user: &UserRecord,
+    source: SourceLookup<'_>,
+    duplicate_target: bool,
+    book: &AddressBook,
 ) -> Decision {
     if !policy.scope.matches(user) {
         return Decision::only(Outcome::OutOfScope);
@@ -178,8 +197,10 @@ pub fn plan_user(
         SourceLookup::NotFound => return Decision::only(Outcome::NoMatchingValue),
         SourceLookup::Duplicate(_) => return Decision::only(Outcome::DuplicateSourceEntries),
     };
-    let (mails, mut dropped) =
-        plan_other_mails(policy.mode, user, non_blank(&values.personal_email));
+    let (mails, mut dropped) = match refuse_taken(user, non_blank(&values.personal_email), book) {
+        Some(reason) => (FieldPlan::Skip(Skip::Invalid(reason)), Vec::new()),
+        None => plan_other_mails(policy.mode, user, non_blank(&values.personal_email)),
+    };
     let country = if policy.write_usage_location {
         plan_usage_location(user, non_blank(&values.country))
     } else {
@@ -240,6 +261,22 @@ fn issue((field, skip): &(&'static str, Skip)) -> FieldIssue {
 
 fn non_blank(value: &Option<String>) -> Option<&str> {
     value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// Why the HR address must not become this user's alternate email, if it must not. Never quotes it.
+fn refuse_taken(user: &UserRecord, hr_email: Option<&str>, book: &AddressBook) -> Option<String> {
+    let email = hr_email?;
+    let already = user
+        .other_mails()
+        .iter()
+        .any(|m| m.trim().eq_ignore_ascii_case(email));
+    if crate::address::is_own_primary(user, email) {
+        return Some("is the user's own sign-in name or primary mail: a reset code sent there reaches only the account being reset; fix personalEmail in HR".into());
+    }
+    if !already && book.held_by_other(email, user.id()) {
+        return Some("is already another user's sign-in name, mail or alternate email: whoever reads that mailbox could reset this account; fix personalEmail in HR".into());
+    }
+    None
 }
 
 fn plan_other_mails(
@@ -520,6 +557,7 @@ mod tests {
             vec![
                 "id",
                 "userPrincipalName",
+                "mail",
                 "employeeId",
                 "otherMails",
                 "usageLocation",

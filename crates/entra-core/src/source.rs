@@ -180,6 +180,14 @@ impl HrIndex {
         self.blank_ids
     }
 
+    /// The unambiguous records: matching key and values.
+    pub fn records(&self) -> impl Iterator<Item = (&str, &SourceValues)> + '_ {
+        self.entries.iter().filter_map(|(k, e)| match e {
+            HrEntry::One(v) => Some((k.as_str(), v)),
+            HrEntry::Many(_) => None,
+        })
+    }
+
     /// The duplicated employeeId keys with their record counts.
     pub fn duplicates(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
         self.entries.iter().filter_map(|(k, e)| match e {

@@ -59,6 +59,11 @@ impl UserRecord {
         self.str_field("userPrincipalName")
     }
 
+    /// `mail` (the primary SMTP address), trimmed, if present.
+    pub fn mail(&self) -> Option<&str> {
+        self.str_field("mail")
+    }
+
     /// `onPremisesSyncEnabled`: `Some(true)` for a user synced now; `None` when missing or null.
     pub fn on_premises_sync_enabled(&self) -> Option<bool> {
         self.top("onPremisesSyncEnabled").and_then(Value::as_bool)

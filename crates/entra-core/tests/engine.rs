@@ -1,9 +1,9 @@
 //! End-to-end decisions of the pure engine over realistic users.
 
 use entra_core::{
-    plan_rollback, plan_user, Decision, EmployeeIdIndex, EnrichPolicy, HrIndex, OtherMailsMode,
-    Outcome, RecordedValues, RollbackRefusal, ScopeFilter, SourceLookup, SourceSpec, SourceValues,
-    UserPatch, UserRecord,
+    plan_rollback, plan_user, plan_user_among, AddressBook, Decision, EmployeeIdIndex,
+    EnrichPolicy, HrIndex, OtherMailsMode, Outcome, RecordedValues, RollbackRefusal, ScopeFilter,
+    SourceLookup, SourceSpec, SourceValues, UserPatch, UserRecord,
 };
 use serde_json::{json, Value};
 
@@ -472,6 +472,7 @@ fn directory_source_and_custom_scope() {
         vec![
             "id",
             "userPrincipalName",
+            "mail",
             "employeeId",
             "otherMails",
             "usageLocation",
@@ -818,4 +819,70 @@ fn generated_users_never_produce_unsafe_or_redundant_writes() {
             "{code} never produced: {counts:?}"
         );
     }
+}
+
+#[test]
+fn an_alternate_email_that_is_someone_elses_address_is_refused_and_the_country_still_written() {
+    let jane = hybrid("jane", Some("E1"), &[], None);
+    let mut book = AddressBook::new();
+    book.insert_user(&user(json!({
+        "id": "boss",
+        "userPrincipalName": "boss@contoso.com",
+        "mail": "Boss.Mail@contoso.com",
+        "otherMails": ["boss.private@example.org"],
+    })));
+    for taken in [
+        "boss@contoso.com",
+        "boss.mail@CONTOSO.com",
+        " boss.private@example.org ",
+    ] {
+        let hr = found(Some(taken), Some("DE"));
+        let d = plan_user_among(&replace(), &jane, SourceLookup::Found(&hr), false, &book);
+        assert_eq!(body(&d), json!({"usageLocation": "DE"}), "{taken}");
+        let issue = d
+            .issues
+            .iter()
+            .find(|i| i.field == "otherMails")
+            .expect("an otherMails issue");
+        assert!(issue.reason.contains("another user's"), "{}", issue.reason);
+        assert!(!issue.reason.contains('@'), "{}", issue.reason);
+        // Without the country, the refusal is the outcome itself.
+        let hr = found(Some(taken), None);
+        let d = plan_user_among(&replace(), &jane, SourceLookup::Found(&hr), false, &book);
+        assert!(
+            matches!(
+                &d.outcome,
+                Outcome::InvalidValue {
+                    field: "otherMails",
+                    ..
+                }
+            ),
+            "{:?}",
+            d.outcome
+        );
+        assert!(d.patch.is_none());
+    }
+    // The user's own sign-in name, even with no book at all.
+    let hr = found(Some("JANE@contoso.com"), None);
+    let d = plan_user(&replace(), &jane, SourceLookup::Found(&hr), false);
+    match &d.outcome {
+        Outcome::InvalidValue {
+            field: "otherMails",
+            reason,
+        } => assert!(reason.contains("own sign-in name"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // An address nobody holds, or one the user already holds itself, is fine.
+    let hr = found(Some("jane.private@example.org"), None);
+    let d = plan_user_among(&replace(), &jane, SourceLookup::Found(&hr), false, &book);
+    assert_eq!(
+        body(&d),
+        json!({"otherMails": ["jane.private@example.org"]})
+    );
+    book.insert("jane", "jane.private@example.org");
+    let d = plan_user_among(&replace(), &jane, SourceLookup::Found(&hr), false, &book);
+    assert!(
+        d.patch.is_some(),
+        "the user's own planned address is not someone else's"
+    );
 }

@@ -502,6 +502,33 @@ impl GraphClient {
         Ok(out)
     }
 
+    /// The users (any, in scope or not) holding `address` as sign-in name, primary mail or alternate
+    /// email: `userPrincipalName eq`, `mail eq` and `otherMails/any(x:x eq)`, all default (not
+    /// advanced) filters in <https://learn.microsoft.com/graph/api/resources/user#properties>.
+    pub async fn find_address_holders(&self, address: &str) -> Result<Vec<Value>, GraphError> {
+        let op = "find users holding an address";
+        let a = address.trim();
+        if a.is_empty() || a.chars().any(char::is_control) {
+            return Err(GraphError::invalid_request(
+                op,
+                "empty or malformed address",
+            ));
+        }
+        let q = odata_quote(a);
+        let filter =
+            format!("userPrincipalName eq '{q}' or mail eq '{q}' or otherMails/any(x:x eq '{q}')");
+        let select = ["id", "userPrincipalName", "mail", "otherMails"];
+        let mut pager = self.list_users(Some(&filter), &select, 100);
+        let mut out = Vec::new();
+        for _ in 0..10 {
+            match pager.next_page().await? {
+                Some(users) => out.extend(users),
+                None => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
     /// One page of `GET /v1.0/users/delta` (<https://learn.microsoft.com/graph/api/user-delta>,
     /// <https://learn.microsoft.com/graph/delta-query-overview>). An expired or unknown token
     /// (`410 Gone`, or a 4xx `syncStateNotFound`) gives an error with `is_delta_reset()`.

@@ -321,6 +321,20 @@ impl CallerValidator {
         })
     }
 
+    /// Installs signing keys as if just fetched (an offline check, the fuzz target): `issuer` as the
+    /// metadata would give it, `jwks` a JWKS document.
+    pub async fn preload_keys(&self, issuer: &str, jwks: &Value) -> Result<usize, String> {
+        let keys = parse_jwks(jwks)?;
+        let mut s = self.inner.state.write().await;
+        let now = Instant::now();
+        s.keys = keys;
+        s.issuer = Some(issuer.to_string());
+        s.fetched_at = Some(now);
+        s.attempted_at = Some(now);
+        s.last_attempt_failed = false;
+        Ok(s.keys.len())
+    }
+
     /// The OpenID configuration URL the keys are discovered from.
     pub fn metadata_url(&self) -> &str {
         &self.inner.metadata_url
@@ -519,34 +533,43 @@ impl CallerValidator {
         let jwks_url = Url::parse(jwks_uri).map_err(|e| format!("jwks_uri is not a URL: {e}"))?;
         check_scheme(&jwks_url).map_err(|_| format!("jwks_uri {jwks_url} is not https"))?;
         let jwks = self.get_json(jwks_url.as_str()).await?;
-        let mut keys = HashMap::new();
-        for jwk in jwks
-            .get("keys")
-            .and_then(Value::as_array)
-            .ok_or("the JWKS has no keys array")?
-        {
-            let s = |name: &str| jwk.get(name).and_then(Value::as_str);
-            let usable = s("kty") == Some("RSA")
-                && s("use").is_none_or(|u| u == "sig")
-                && s("alg").is_none_or(|a| a == "RS256");
-            let (Some(kid), Some(n), Some(e)) = (s("kid"), s("n"), s("e")) else {
-                continue;
-            };
-            if !usable {
-                continue;
-            }
-            match DecodingKey::from_rsa_components(n, e) {
-                Ok(k) => {
-                    keys.insert(kid.to_string(), k);
-                }
-                Err(err) => tracing::warn!(kid, error = %err, "skipping an unusable JWKS key"),
-            }
-        }
-        if keys.is_empty() {
-            return Err("the JWKS has no usable RS256 signing key".into());
-        }
+        let keys = parse_jwks(&jwks)?;
         Ok((issuer, keys))
     }
+}
+
+/// The usable RS256 signing keys of a JWKS document (RFC 7517), by `kid`: `kty` RSA, `use` sig or
+/// absent, `alg` RS256 or absent. Anything else is skipped.
+pub fn parse_jwks(jwks: &Value) -> Result<HashMap<String, DecodingKey>, String> {
+    let mut keys = HashMap::new();
+    for jwk in jwks
+        .get("keys")
+        .and_then(Value::as_array)
+        .ok_or("the JWKS has no keys array")?
+    {
+        let s = |name: &str| jwk.get(name).and_then(Value::as_str);
+        let usable = s("kty") == Some("RSA")
+            && s("use").is_none_or(|u| u == "sig")
+            && s("alg").is_none_or(|a| a == "RS256");
+        let (Some(kid), Some(n), Some(e)) = (s("kid"), s("n"), s("e")) else {
+            continue;
+        };
+        if !usable {
+            continue;
+        }
+        match DecodingKey::from_rsa_components(n, e) {
+            Ok(k) => {
+                keys.insert(kid.to_string(), k);
+            }
+            Err(err) => {
+                tracing::warn!(kid = %sanitize_short(kid), error = %err, "skipping an unusable JWKS key")
+            }
+        }
+    }
+    if keys.is_empty() {
+        return Err("the JWKS has no usable RS256 signing key".into());
+    }
+    Ok(keys)
 }
 
 /// Decodes the JOSE header without trusting anything in it.
