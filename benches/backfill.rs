@@ -9,6 +9,9 @@
 //! 100; `BENCH_SEED`, default 7; `BENCH_STATE_DIR`, parent of the temporary state directory). Writes `target/bench-reports/backfill.json`; exits non-zero when a
 //! target is missed, after printing the numbers.
 
+mod support;
+use support::{env_or, vm_hwm_kb};
+
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -22,28 +25,12 @@ const BIN: &str = env!("CARGO_BIN_EXE_entra-enrich");
 const TARGET_FRACTION: f64 = 0.95;
 const TARGET_RSS_MB: f64 = 64.0;
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// What one child run produced.
 struct ChildRun {
     summary: Value,
     peak_rss_kb: u64,
     rss_samples: u64,
     wall: Duration,
-}
-
-/// `VmHWM` (peak resident set) of a live process, in kB.
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 fn run_backfill(sb: &Sandbox, state_dir: &Path, per_minute: u64, label: &str) -> ChildRun {

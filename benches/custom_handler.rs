@@ -21,6 +21,9 @@
 //! sandbox): each invocation writes twice (PATCH, resume), and the default pace (one write per
 //! 60 ms) would measure the limiter, not the handler.
 
+mod support;
+use support::env_or;
+
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -41,13 +44,6 @@ const WORKFLOW_ID: &str = "7a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7";
 const TASK_ID: &str = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
 /// A per-invocation budget for the readiness and health polls.
 const POLL_LIMIT: Duration = Duration::from_secs(10);
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn free_port() -> u16 {
     TcpListener::bind(("127.0.0.1", 0))

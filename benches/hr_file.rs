@@ -10,6 +10,9 @@
 //! `cargo bench --bench hr_file` (env: `BENCH_HR_ROWS`, default 1000000; `BENCH_USERS`, default
 //! 20000). Writes `target/bench-reports/hr_file.json`; exits non-zero when a target is missed.
 
+mod support;
+use support::{env_or, vm_hwm_kb};
+
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
@@ -21,21 +24,6 @@ use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_entra-enrich");
 const TARGET_RSS_MB: f64 = 64.0;
-
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn vm_hwm_kb(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
-}
 
 /// Writes the HR file: one row per directory user with an employeeId (its own values), then rows
 /// that match no one, up to `rows`. Returns (rows written for users, total rows).

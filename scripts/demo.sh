@@ -7,4 +7,4 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo not found. Install Rust with https://rustup.rs, then run this again." >&2
   exit 1
 fi
-cargo run --release --locked --quiet -- demo "$@"
+cargo run --release --locked --quiet --features demo -- demo "$@"

@@ -34,7 +34,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a local sandbox tenant, backfill it twice (the second run writes nothing), print where the
-    /// report and the audit log are. Needs no Azure account.
+    /// report and the audit log are. Needs no Azure account. Built only with the `demo` feature.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// Enrich one user.
     Enrich(EnrichArgs),
@@ -57,6 +58,7 @@ pub enum Command {
     Lambda,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Users in the generated sandbox tenant.
@@ -168,6 +170,7 @@ async fn context(dry_run: bool) -> Result<(Config, EnrichContext), CliError> {
 /// Runs one command.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo(args) => super::demo::run_demo(args.users, args.seed).await,
         Command::Enrich(args) => {
             let (_, ctx) = context(args.dry_run).await?;

@@ -5,6 +5,7 @@
 
 pub mod azure_functions;
 pub mod cli;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod lambda;
 pub mod logging;

@@ -515,7 +515,7 @@ async fn backfill(
                 }
                 if directory {
                     let planned = ctx.sources.values_from_user(&user).personal_email;
-                    book.insert(user.id(), planned.as_deref().unwrap_or_default());
+                    book.insert_planned(user.id(), planned.as_deref().unwrap_or_default());
                 }
             }
         }
@@ -525,10 +525,11 @@ async fn backfill(
         // The addresses this run gives: two users planned one address are both refused.
         for (key, values) in hr.records() {
             if let (Some(user), Some(email)) = (index.user_for_key(key), &values.personal_email) {
-                book.insert(user, email);
+                book.insert_planned(user, email);
             }
         }
     }
+    book.freeze_to_planned();
 
     // Pass 2: stream again, plan each user, and write as we go.
     progress.phase("reconciling", Some(population));

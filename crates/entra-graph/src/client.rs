@@ -228,6 +228,18 @@ pub struct UserPager {
 }
 
 impl UserPager {
+    /// Every user of at most `max_pages` pages (a guard against a runaway server).
+    pub async fn collect(mut self, max_pages: usize) -> Result<Vec<Value>, GraphError> {
+        let mut out = Vec::new();
+        for _ in 0..max_pages {
+            match self.next_page().await? {
+                Some(users) => out.extend(users),
+                None => break,
+            }
+        }
+        Ok(out)
+    }
+
     /// Continues from a checkpointed [`UserPager::next_link`].
     pub fn resume(client: &GraphClient, next_link: impl Into<String>) -> Self {
         let link = next_link.into();
@@ -490,16 +502,10 @@ impl GraphClient {
             return Err(GraphError::invalid_request(op, "empty employeeId"));
         }
         let filter = format!("employeeId eq '{}'", odata_quote(employee_id));
-        let mut pager = self.list_users(Some(&filter), select, 100);
-        let mut out = Vec::new();
         // A handful of matches at most; the page cap only guards against a runaway server.
-        for _ in 0..100 {
-            match pager.next_page().await? {
-                Some(users) => out.extend(users),
-                None => return Ok(out),
-            }
-        }
-        Ok(out)
+        self.list_users(Some(&filter), select, 100)
+            .collect(100)
+            .await
     }
 
     /// The users (any, in scope or not) holding `address` as sign-in name, primary mail or alternate
@@ -518,15 +524,9 @@ impl GraphClient {
         let filter =
             format!("userPrincipalName eq '{q}' or mail eq '{q}' or otherMails/any(x:x eq '{q}')");
         let select = ["id", "userPrincipalName", "mail", "otherMails"];
-        let mut pager = self.list_users(Some(&filter), &select, 100);
-        let mut out = Vec::new();
-        for _ in 0..10 {
-            match pager.next_page().await? {
-                Some(users) => out.extend(users),
-                None => return Ok(out),
-            }
-        }
-        Ok(out)
+        self.list_users(Some(&filter), &select, 100)
+            .collect(10)
+            .await
     }
 
     /// One page of `GET /v1.0/users/delta` (<https://learn.microsoft.com/graph/api/user-delta>,
