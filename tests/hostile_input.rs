@@ -313,3 +313,61 @@ async fn audit_mask_prints_the_log_with_every_personal_email_masked() {
         masked.contains(summary.run_id.as_str()) && masked.contains("\"property\":\"otherMails\"")
     );
 }
+
+#[tokio::test]
+async fn two_new_hires_given_one_address_at_the_same_moment_get_it_once() {
+    // Two handlers (two joiner callouts, or the joiner and the watch) on two different new hires
+    // whose HR records carry the same personal email: neither can see the other's write when it
+    // asks Graph who holds the address, unless the address itself is claimed.
+    let h = Harness::start(tiny_tenant(), &[]).await;
+    let a = h
+        .sandbox
+        .upsert_user(hire_with_personal_email(1, "one.address@mail.example"))
+        .expect("user");
+    let b = h
+        .sandbox
+        .upsert_user(hire_with_personal_email(2, "One.Address@mail.example"))
+        .expect("user");
+    h.sandbox.set_faults(vec![entra_sandbox::FaultRule::new(
+        "* /v1.0/**",
+        entra_sandbox::FaultTrigger::EveryNth(1),
+        entra_sandbox::FaultAction::Latency(std::time::Duration::from_millis(40)),
+    )]);
+    let enrich = |id: String, run: &'static str| {
+        let ctx = h.ctx.clone();
+        async move {
+            let audit = AuditLog::new(ctx.state.clone(), RunId::new(), "lcw-joiner");
+            let claims = Claims::new(ctx.state.clone(), "lcw-joiner", run);
+            let wait = WhenBusy::Wait(std::time::Duration::from_secs(5));
+            enrich_user(&ctx, &audit, &claims, &UserRef::Id(id), wait)
+                .await
+                .expect("enrich")
+        }
+    };
+    let (ra, rb) = tokio::join!(
+        enrich(a.clone(), "callout-a"),
+        enrich(b.clone(), "callout-b")
+    );
+    let given: Vec<&String> = [&a, &b]
+        .into_iter()
+        .filter(|id| {
+            accepted_patches(&h, id)
+                .iter()
+                .any(|p| p.get("otherMails").is_some())
+        })
+        .collect();
+    assert_eq!(
+        given.len(),
+        1,
+        "the address went to {given:?}: {ra:?} {rb:?}"
+    );
+    let other = if given[0] == &a { &rb } else { &ra };
+    assert!(
+        other
+            .issues
+            .iter()
+            .any(|i| i.field == "otherMails" && i.reason.contains("another user's"))
+            || matches!(other.outcome, entra_core::Outcome::InvalidValue { .. }),
+        "{other:?}"
+    );
+}

@@ -108,6 +108,16 @@ pub fn user_claim_key(user_id: &str) -> String {
     format!("claims/users/{user_id}.json")
 }
 
+/// The state-store key of an alternate email's claim: one writer per address, so two new hires given
+/// one address at the same moment cannot both get it. The key is a SHA-256 of the lower-cased
+/// address: no address appears in a key (keys are listed, logged and shown in the portal).
+pub fn address_claim_key(address: &str) -> String {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(address.trim().to_lowercase().as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("claims/addresses/{hex}.json")
+}
+
 /// The state-store key of a callout's claim (one per `taskProcessingResult.id`).
 pub fn callout_claim_key(task_processing_result_id: &str) -> String {
     format!("claims/callouts/{task_processing_result_id}.json")
@@ -131,6 +141,15 @@ impl Claims {
             handler,
             lease: LEASE,
             stats: Arc::default(),
+        }
+    }
+
+    /// The same claims held for one part of the invocation (a user), so two parts of one invocation
+    /// (the watch enriching two users) do not take each other's claims as their own.
+    pub fn scoped(&self, part: &str) -> Self {
+        Self {
+            holder: format!("{}/{part}", self.holder),
+            ..self.clone()
         }
     }
 
@@ -314,6 +333,21 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store: Arc<dyn StateStore> = Arc::new(FileStore::new(dir.path()).expect("store"));
         (dir, store)
+    }
+
+    #[test]
+    fn an_address_claim_key_names_no_address_and_ignores_case() {
+        let key = address_claim_key(" Jane.Doe@Example.org ");
+        assert_eq!(key, address_claim_key("jane.doe@example.org"));
+        assert!(
+            key.starts_with("claims/addresses/") && key.ends_with(".json"),
+            "{key}"
+        );
+        assert!(
+            !key.to_lowercase().contains("jane") && !key.contains('@'),
+            "{key}"
+        );
+        assert_ne!(key, address_claim_key("john.doe@example.org"));
     }
 
     #[tokio::test]

@@ -13,9 +13,12 @@ use entra_graph::GraphError;
 
 use super::apply::{apply_decision, UserResult};
 use super::audit::AuditLog;
-use super::claim::{user_claim_key, ClaimGuard, Claimed, Claims};
+use super::claim::{address_claim_key, user_claim_key, ClaimGuard, Claimed, Claims};
 use super::context::HrSource;
 use super::EnrichContext;
+
+/// How long a handler waits for another one writing the same new alternate email to another user.
+const ADDRESS_WAIT: Duration = Duration::from_secs(5);
 
 /// Which user to enrich.
 #[derive(Debug, Clone)]
@@ -122,7 +125,47 @@ pub async fn enrich_claimed(
     let result = async {
         let user = read_user(ctx, id).await?;
         let decision = plan_record(ctx, &user).await?;
-        Ok(apply_decision(ctx, audit, &user, decision).await)
+        match new_alternate_email(&decision, &user) {
+            Some(address) => {
+                write_address_claimed(ctx, audit, claims, &user, &address, when_busy).await
+            }
+            None => Ok(apply_decision(ctx, audit, &user, decision).await),
+        }
+    }
+    .await;
+    guard.release().await;
+    result
+}
+
+/// Writes a user whose plan gives a new alternate email under the address's claim too, planned again
+/// once the claim is held: whoever wrote the address before has finished, and Graph now says so.
+async fn write_address_claimed(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    claims: &Claims,
+    user: &UserRecord,
+    address: &str,
+    when_busy: WhenBusy,
+) -> Result<UserResult, EnrichError> {
+    let key = address_claim_key(address);
+    // The holder is writing another user, who will not write this one: wait for it even where a busy
+    // user is left at once (the watch), or this user would miss its round.
+    let wait = match when_busy {
+        WhenBusy::Wait(d) => WhenBusy::Wait(d.max(ADDRESS_WAIT)),
+        WhenBusy::Leave => WhenBusy::Wait(ADDRESS_WAIT),
+    };
+    let guard = match claim_key(&claims.scoped(user.id()), &key, wait).await? {
+        Ok(guard) => guard,
+        Err(handler) => {
+            return Ok(UserResult::for_id(
+                user.id(),
+                Outcome::ClaimedElsewhere { handler },
+            ))
+        }
+    };
+    let result = async {
+        let decision = plan_record(ctx, user).await?;
+        Ok(apply_decision(ctx, audit, user, decision).await)
     }
     .await;
     guard.release().await;
@@ -135,18 +178,26 @@ pub async fn claim_user(
     id: &str,
     when_busy: WhenBusy,
 ) -> Result<Result<ClaimGuard, String>, EnrichError> {
-    let key = user_claim_key(id);
+    claim_key(claims, &user_claim_key(id), when_busy).await
+}
+
+/// Takes the claim `key`, waiting as `when_busy` says; `Err(holder)` when it stays taken.
+async fn claim_key(
+    claims: &Claims,
+    key: &str,
+    when_busy: WhenBusy,
+) -> Result<Result<ClaimGuard, String>, EnrichError> {
     let give_up = match when_busy {
         WhenBusy::Leave => tokio::time::Instant::now(),
         WhenBusy::Wait(d) => tokio::time::Instant::now() + d,
     };
     loop {
-        match claims.acquire(&key, None).await? {
+        match claims.acquire(key, None).await? {
             Claimed::Held(guard) => return Ok(Ok(guard)),
             Claimed::Busy { handler, .. } | Claimed::Stale { handler } => {
                 let pause = Duration::from_millis(200);
                 if tokio::time::Instant::now() + pause > give_up {
-                    tracing::info!(user_id = %id, holder = %handler, "another handler is writing this user; left to it");
+                    tracing::info!(claim = %key, holder = %handler, "another handler holds this claim; left to it");
                     return Ok(Err(handler));
                 }
                 tokio::time::sleep(pause).await;
