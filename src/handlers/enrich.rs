@@ -124,12 +124,17 @@ pub async fn enrich_claimed(
     };
     let result = async {
         let user = read_user(ctx, id).await?;
-        let decision = plan_record(ctx, &user).await?;
-        match new_alternate_email(&decision, &user) {
+        // A plan that gives a new alternate email is made (with its Graph checks) under the
+        // address's claim; the preview, with no Graph call, tells which plans those are.
+        let preview = plan_with(ctx, &user, false, &AddressBook::new());
+        match new_alternate_email(&preview, &user) {
             Some(address) => {
                 write_address_claimed(ctx, audit, claims, &user, &address, when_busy).await
             }
-            None => Ok(apply_decision(ctx, audit, &user, decision).await),
+            None => {
+                let decision = plan_record(ctx, &user).await?;
+                Ok(apply_decision(ctx, audit, &user, decision).await)
+            }
         }
     }
     .await;
