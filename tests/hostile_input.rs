@@ -223,6 +223,19 @@ async fn the_report_lists_hr_records_that_matched_no_in_scope_user() {
     std::fs::create_dir_all(report.parent().expect("parent")).expect("mkdir");
     let listing = unmatched_path(&report);
     write_unmatched(&file, &summary, &listing, false).expect("listing");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&listing)
+            .expect("listing")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "the listing is readable by its owner only: {mode:o}"
+        );
+    }
     let text = std::fs::read_to_string(&listing).expect("read listing");
     let mut lines = text.lines();
     assert_eq!(lines.next(), Some("line,employeeId,personalEmail,reason"));

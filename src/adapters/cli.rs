@@ -367,10 +367,10 @@ pub fn write_report(
         std::fs::create_dir_all(parent)
             .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", parent.display())))?;
     }
-    std::fs::write(path, render_json(&summary.report, show_pii))
+    write_private(path, &render_json(&summary.report, show_pii))
         .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?;
     let csv = path.with_extension("csv");
-    std::fs::write(&csv, render_csv(&summary.report, show_pii))
+    write_private(&csv, &render_csv(&summary.report, show_pii))
         .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", csv.display())))?;
     Ok(())
 }
@@ -384,6 +384,21 @@ pub fn render_audit(records: &[AuditRecord], mask: bool) -> String {
         out.push('\n');
     }
     out
+}
+
+/// Creates (or truncates) a file readable by its owner only: reports name users, and with
+/// `--show-pii` hold personal emails, like the state files (0600).
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    create_private(path)?.write_all(bytes)
 }
 
 /// Where the HR records that matched no in-scope user are listed: beside the report.
@@ -406,7 +421,7 @@ pub fn write_unmatched(
     let failed = |e: &dyn std::fmt::Display| {
         CliError::Failed(format!("cannot write {}: {e}", path.display()))
     };
-    let out = std::fs::File::create(path).map_err(|e| failed(&e))?;
+    let out = create_private(path).map_err(|e| failed(&e))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(out));
     w.write_record(["line", "employeeId", "personalEmail", "reason"])
         .map_err(|e| failed(&e))?;
