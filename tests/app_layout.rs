@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use entra_enrich::adapters::azure_functions::FUNCTIONS;
+use entra_enrich::app::function_names;
 use serde_json::Value;
 
 fn read(path: &str) -> Value {
@@ -48,7 +48,7 @@ fn every_function_folder_is_served_and_every_served_function_has_a_folder() {
         .filter(|e| e.path().join("function.json").is_file())
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
-    let served: BTreeSet<String> = FUNCTIONS.iter().map(|s| s.to_string()).collect();
+    let served: BTreeSet<String> = function_names().iter().map(|s| s.to_string()).collect();
     assert_eq!(folders, served);
 }
 

@@ -8,8 +8,9 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use entra_enrich::adapters::azure_functions::{EnrichFunctions, Ready};
+use entra_enrich::adapters::azure_functions::EnrichFunctions;
 use entra_enrich::app::{build_graph, build_validator, context_from_parts};
+use entra_enrich::app::{App, AppOptions, Shell};
 use entra_enrich::config::Config;
 use entra_enrich::handlers::EnrichContext;
 use entra_sandbox::identity::TokenSpec;
@@ -42,11 +43,9 @@ fn caller_settings(sandbox: &Sandbox) -> Vec<(&'static str, String)> {
 
 async fn serve(ctx: EnrichContext, config: Config) -> (String, tokio::task::JoinHandle<()>) {
     let validator = build_validator(&config).expect("validator");
-    let app = Arc::new(EnrichFunctions::with_parts(Ready {
-        config,
-        ctx,
-        validator,
-    }));
+    let app = Arc::new(EnrichFunctions::new(Shell::started(App::from_parts(
+        config, ctx, validator,
+    ))));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -669,7 +668,7 @@ async fn health_names_every_invalid_setting_without_echoing_values() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let app = Arc::new(EnrichFunctions::from_env(env));
+    let app = Arc::new(EnrichFunctions::new(Shell::new(env, AppOptions::default())));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -740,4 +739,463 @@ async fn the_backfill_timer_runs_the_backfill_and_stores_its_report() {
     // The next tick has nothing left to write.
     let again = host.invoke("backfill", payload).await;
     assert_eq!(again["ReturnValue"]["writes"], 0, "{again}");
+}
+
+/// The Azure SDK's side of Key Vault and the Entra token endpoint, on loopback: an `azure_core`
+/// transport (as `ClientOptions::transport` allows) that answers Key Vault's documented challenge
+/// flow itself (401 with `WWW-Authenticate`, then the secret; or 503 while the vault is "down") and
+/// forwards token requests for `login.microsoftonline.com` to the sandbox's real token endpoint.
+/// The Key Vault SDK refuses plain-http endpoints, so a transport is how it is tested
+/// (<https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses>).
+#[derive(Debug)]
+struct VaultAndAuthority {
+    authority: String,
+    vault_down: std::sync::atomic::AtomicBool,
+    vault_requests: std::sync::atomic::AtomicU32,
+    http: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl azure_core::http::HttpClient for VaultAndAuthority {
+    async fn execute_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        use azure_core::http::{headers::Headers, AsyncRawResponse, StatusCode};
+        use std::sync::atomic::Ordering;
+        let mut headers = Headers::new();
+        headers.insert("content-type", "application/json");
+        let url = request.url().clone();
+        if url.host_str() == Some("login.microsoftonline.com") {
+            return self.forward_token_request(request).await;
+        }
+        self.vault_requests.fetch_add(1, Ordering::SeqCst);
+        let authorized = request
+            .headers()
+            .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
+                "authorization",
+            ))
+            .is_some();
+        if self.vault_down.load(Ordering::SeqCst) {
+            return Ok(AsyncRawResponse::from_bytes(
+                StatusCode::ServiceUnavailable,
+                headers,
+                r#"{"error":{"code":"ServiceUnavailable","message":"The service is unavailable."}}"#,
+            ));
+        }
+        if !authorized {
+            headers.insert(
+                "www-authenticate",
+                "Bearer authorization=\"https://login.microsoftonline.com/tenant\", resource=\"https://vault.azure.net\"",
+            );
+            return Ok(AsyncRawResponse::from_bytes(
+                StatusCode::Unauthorized,
+                headers,
+                r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
+            ));
+        }
+        let body = json!({
+            "value": entra_sandbox::identity::DEFAULT_CLIENT_SECRET,
+            "id": "https://entra-enrich-test.vault.azure.net/secrets/graph-client-secret/0123456789abcdef",
+            "attributes": {"enabled": true},
+        });
+        Ok(AsyncRawResponse::from_bytes(
+            StatusCode::Ok,
+            headers,
+            body.to_string(),
+        ))
+    }
+}
+
+impl VaultAndAuthority {
+    async fn forward_token_request(
+        &self,
+        request: &azure_core::http::Request,
+    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
+        use azure_core::http::{headers::Headers, AsyncRawResponse, StatusCode};
+        let body = match request.body() {
+            azure_core::http::Body::Bytes(b) => b.to_vec(),
+            _ => Vec::new(),
+        };
+        let target = format!(
+            "{}{}",
+            self.authority.trim_end_matches('/'),
+            request.url().path()
+        );
+        let res = self
+            .http
+            .post(target)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| azure_core::Error::new(azure_core::error::ErrorKind::Io, e))?;
+        let status = StatusCode::from(res.status().as_u16());
+        let bytes = res
+            .bytes()
+            .await
+            .map_err(|e| azure_core::Error::new(azure_core::error::ErrorKind::Io, e))?;
+        let mut headers = Headers::new();
+        headers.insert("content-type", "application/json");
+        Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
+    }
+}
+
+/// An ambient identity that always has a token (the vault above only checks that one is sent).
+#[derive(Debug)]
+struct AmbientIdentity;
+
+#[async_trait::async_trait]
+impl azure_core::credentials::TokenCredential for AmbientIdentity {
+    async fn get_token(
+        &self,
+        _scopes: &[&str],
+        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
+    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
+        Ok(azure_core::credentials::AccessToken::new(
+            "ambient-token",
+            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
+        ))
+    }
+}
+
+/// The worker starts while Key Vault is down: every function answers (503 with `Retry-After` for the
+/// joiner, a transient error for the timer, the failure in health), nothing is written, the vault is
+/// not hammered within the retry floor, and once the vault is back the same worker starts and works,
+/// with no restart. (Before, the first failure was cached for the life of the worker.)
+#[tokio::test]
+async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
+    use std::sync::atomic::Ordering;
+    let h = Harness::start(tenant(), &[]).await;
+    let mut settings = caller_settings(&h.sandbox);
+    settings.extend([
+        ("ENRICH_CREDENTIAL", "client-secret".to_string()),
+        ("AZURE_TENANT_ID", h.sandbox.tenant_id()),
+        (
+            "AZURE_CLIENT_ID",
+            entra_sandbox::identity::DEFAULT_CLIENT_ID.to_string(),
+        ),
+        (
+            "ENRICH_KEYVAULT_URL",
+            "https://entra-enrich-test.vault.azure.net/".to_string(),
+        ),
+        (
+            "ENRICH_CLIENT_SECRET_NAME",
+            "graph-client-secret".to_string(),
+        ),
+    ]);
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_for(&h.sandbox, h.state_dir.path(), &settings);
+    let vault = Arc::new(VaultAndAuthority {
+        authority: h.sandbox.authority_url(),
+        vault_down: true.into(),
+        vault_requests: 0.into(),
+        http: reqwest::Client::new(),
+    });
+    let floor = Duration::from_millis(400);
+    let options = AppOptions {
+        transport: Some(azure_core::http::Transport::new(vault.clone())),
+        ambient_credential: Some(Arc::new(AmbientIdentity)),
+        start_retry_floor: floor,
+        key_vault_timeout: Duration::from_secs(2),
+    };
+    let app = Arc::new(EnrichFunctions::new(Shell::new(env, options)));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        let _ = functions_custom_handler::serve(listener, app).await;
+    });
+    let mut host = Host {
+        h,
+        url,
+        client: reqwest::Client::new(),
+        invocations: 0,
+        _server: tokio::spawn(async {}),
+    };
+    let subject = hybrid_user_with_valid_email(&host.h);
+    let tpr = "3b3b3b3b-0000-4000-8000-000000000001";
+    host.h
+        .sandbox
+        .add_task_processing_result(WORKFLOW, TASK, tpr);
+    let bearer = format!("Bearer {}", host.mint(&host.token()));
+    host.h.sandbox.reset_requests();
+
+    // The vault is down: the relay is told to retry, nothing is written or resumed.
+    let answer = host
+        .invoke(
+            "lcw-joiner",
+            callout_invocation(Some(&bearer), &subject, tpr),
+        )
+        .await;
+    let (status, body, headers) = res(&answer);
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(body["error"], "temporarily_unavailable", "{body}");
+    assert!(headers["Retry-After"].is_string(), "{headers}");
+    let vault_calls = vault.vault_requests.load(Ordering::SeqCst);
+    assert!(vault_calls >= 1);
+    // Within the floor: answered from the remembered failure, the vault is not asked again.
+    let timer: Value = serde_json::from_str(include_str!(
+        "fixtures/functions/timer-new-hire-watch-status-null.json"
+    ))
+    .expect("fixture");
+    let tick = host.invoke("new-hire-watch", timer.clone()).await;
+    assert_eq!(tick["ReturnValue"]["kind"], "transient", "{tick}");
+    assert_eq!(vault.vault_requests.load(Ordering::SeqCst), vault_calls);
+    let health = host
+        .invoke(
+            "health",
+            serde_json::from_str(include_str!("fixtures/functions/http-health-get.json"))
+                .expect("fixture"),
+        )
+        .await;
+    let (_, health, _) = res(&health);
+    assert_eq!(health["initialized"], false, "{health}");
+    assert!(
+        health["initError"]
+            .as_str()
+            .is_some_and(|e| e.contains("Key Vault")),
+        "{health}"
+    );
+    assert_eq!(graph_calls(&host.h.sandbox), 0);
+    assert!(host.h.sandbox.resumes(WORKFLOW, TASK, tpr).is_empty());
+
+    // The vault is back; after the floor the same worker starts and works.
+    vault.vault_down.store(false, Ordering::SeqCst);
+    tokio::time::sleep(floor + Duration::from_millis(100)).await;
+    let tick = host.invoke("new-hire-watch", timer).await;
+    assert!(tick["ReturnValue"]["error"].is_null(), "{tick}");
+    let answer = host
+        .invoke(
+            "lcw-joiner",
+            callout_invocation(Some(&bearer), &subject, tpr),
+        )
+        .await;
+    let (status, body, _) = res(&answer);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(body["resume"], "Completed", "{body}");
+    let expected = personal_email(&host.h.before[&subject]).expect("email");
+    let user = host.h.sandbox.user(&subject).expect("user");
+    assert_eq!(user["otherMails"], json!([expected.trim()]));
+    // Written with the client secret read from the vault. (The sandbox's default app registration
+    // has no LifecycleWorkflows permission, so its resume is refused: that is the sandbox's
+    // permission model, not this test's subject.)
+    assert_eq!(body["outcome"], "EntryExportUpdate", "{body}");
+    let health = host
+        .invoke(
+            "health",
+            serde_json::from_str(include_str!("fixtures/functions/http-health-get.json"))
+                .expect("fixture"),
+        )
+        .await;
+    let (_, health, _) = res(&health);
+    assert_eq!(health["initialized"], true, "{health}");
+    assert!(health["initError"].is_null(), "{health}");
+}
+
+/// One input, as each door receives it.
+enum Case {
+    /// A callout with this Authorization header (or none) for the test's subject; `replay` reuses
+    /// the previous case's task processing result.
+    Joiner {
+        authorization: Auth,
+        body: CaseBody,
+    },
+    Watch,
+    Health,
+}
+
+#[derive(Clone, Copy)]
+enum Auth {
+    None,
+    Valid,
+}
+
+#[derive(Clone, Copy)]
+enum CaseBody {
+    Callout,
+    NotJson,
+}
+
+/// The comparable part of an answer: status, and the body fields both doors must agree on.
+fn comparable(status: u16, body: &Value) -> Value {
+    json!({
+        "status": status,
+        "error": body["error"],
+        "outcome": body["outcome"],
+        "resume": body["resume"],
+        "replayed": body["replayed"],
+        "configValid": body["config"]["valid"],
+        "initialized": body["initialized"],
+        "version": body["version"],
+        "functions": body["functions"],
+        "changes": body["changes"],
+        "written": body["written"],
+    })
+}
+
+/// Lambda (a Function URL event, in process) and Azure Functions (the host's payload over loopback)
+/// give the same answers to the same joiner, watch and health inputs, each against its own copy of
+/// the same tenant (same seed).
+#[tokio::test]
+async fn lambda_and_functions_give_the_same_answers_to_the_same_inputs() {
+    use entra_enrich::adapters::lambda::LambdaApp;
+    let cases = [
+        Case::Health,
+        Case::Joiner {
+            authorization: Auth::None,
+            body: CaseBody::Callout,
+        },
+        Case::Joiner {
+            authorization: Auth::Valid,
+            body: CaseBody::NotJson,
+        },
+        Case::Joiner {
+            authorization: Auth::Valid,
+            body: CaseBody::Callout,
+        },
+        // The same callout again: a replay.
+        Case::Joiner {
+            authorization: Auth::Valid,
+            body: CaseBody::Callout,
+        },
+        Case::Watch,
+        Case::Watch,
+        Case::Health,
+    ];
+    let tpr = "4c4c4c4c-0000-4000-8000-000000000001";
+    let timer: Value = serde_json::from_str(include_str!(
+        "fixtures/functions/timer-new-hire-watch-status-null.json"
+    ))
+    .expect("fixture");
+    let health_payload: Value =
+        serde_json::from_str(include_str!("fixtures/functions/http-health-get.json"))
+            .expect("fixture");
+
+    // Azure Functions.
+    let mut host = Host::start(tenant()).await;
+    host.h
+        .sandbox
+        .add_task_processing_result(WORKFLOW, TASK, tpr);
+    let subject = hybrid_user_with_valid_email(&host.h);
+    let bearer = format!("Bearer {}", host.mint(&host.token()));
+    let mut functions = Vec::new();
+    for case in &cases {
+        let answer = match case {
+            Case::Health => res(&host.invoke("health", health_payload.clone()).await),
+            Case::Watch => {
+                let tick = host.invoke("new-hire-watch", timer.clone()).await;
+                (200, tick["ReturnValue"].clone(), Value::Null)
+            }
+            Case::Joiner {
+                authorization,
+                body,
+            } => {
+                let auth = match authorization {
+                    Auth::None => None,
+                    Auth::Valid => Some(bearer.as_str()),
+                };
+                let mut payload = callout_invocation(auth, &subject, tpr);
+                if let CaseBody::NotJson = body {
+                    payload["Data"]["req"]["Body"] = json!("{not json");
+                }
+                res(&host.invoke("lcw-joiner", payload).await)
+            }
+        };
+        functions.push(comparable(answer.0, &answer.1));
+    }
+
+    // AWS Lambda, against a second copy of the tenant.
+    let other = Host::start(tenant()).await;
+    other
+        .h
+        .sandbox
+        .add_task_processing_result(WORKFLOW, TASK, tpr);
+    assert_eq!(
+        hybrid_user_with_valid_email(&other.h),
+        subject,
+        "same seed, same tenant"
+    );
+    let validator = build_validator(&other.h.config).expect("validator");
+    let lambda = LambdaApp::new(Shell::started(App::from_parts(
+        other.h.config.clone(),
+        other.h.ctx.clone(),
+        validator,
+    )));
+    let bearer = format!("Bearer {}", other.mint(&other.token()));
+    let ctx = lambda_runtime::Context::default();
+    let mut lambdas = Vec::new();
+    for case in &cases {
+        let (status, body) = match case {
+            Case::Health => http_answer(
+                &lambda
+                    .handle(url_event("GET", "/health", None, None), &ctx)
+                    .await,
+            ),
+            Case::Watch => {
+                let summary = lambda
+                    .handle(json!({"job": "new-hire-watch"}), &ctx)
+                    .await
+                    .expect("a summary");
+                (200, summary)
+            }
+            Case::Joiner {
+                authorization,
+                body,
+            } => {
+                let auth = match authorization {
+                    Auth::None => None,
+                    Auth::Valid => Some(bearer.as_str()),
+                };
+                let text = match body {
+                    CaseBody::Callout => {
+                        let payload = callout_invocation(None, &subject, tpr);
+                        payload["Data"]["req"]["Body"].to_string()
+                    }
+                    CaseBody::NotJson => "{not json".to_string(),
+                };
+                let event = url_event("POST", "/lcw-joiner", auth, Some(text));
+                http_answer(&lambda.handle(event, &ctx).await)
+            }
+        };
+        lambdas.push(comparable(status, &body));
+    }
+    for (i, (f, l)) in functions.iter().zip(&lambdas).enumerate() {
+        assert_eq!(f, l, "case {i}: Functions and Lambda differ");
+    }
+    // The table is not vacuous: it saw a write, a refusal and a replay.
+    assert!(functions
+        .iter()
+        .any(|a| a["outcome"] == "EntryExportUpdate"));
+    assert!(functions.iter().any(|a| a["status"] == 401));
+    assert!(functions.iter().any(|a| a["replayed"] == true));
+}
+
+/// A Function URL request (payload 2.0).
+fn url_event(method: &str, path: &str, authorization: Option<&str>, body: Option<String>) -> Value {
+    let mut headers = json!({"content-type": "application/json"});
+    if let Some(a) = authorization {
+        headers["authorization"] = json!(a);
+    }
+    json!({
+        "version": "2.0",
+        "rawPath": path,
+        "headers": headers,
+        "requestContext": {"http": {"method": method, "path": path}},
+        "body": body,
+        "isBase64Encoded": false,
+    })
+}
+
+fn http_answer(
+    answer: &Result<Value, entra_enrich::adapters::lambda::LambdaError>,
+) -> (u16, Value) {
+    let Ok(answer) = answer else {
+        panic!("an HTTP answer: {answer:?}")
+    };
+    let status = answer["statusCode"].as_u64().unwrap_or(0) as u16;
+    let body =
+        serde_json::from_str(answer["body"].as_str().unwrap_or_default()).unwrap_or(Value::Null);
+    (status, body)
 }

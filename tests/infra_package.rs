@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use entra_enrich::adapters::azure_functions::FUNCTIONS;
+use entra_enrich::app::function_names;
 use entra_enrich::config::SETTINGS;
 
 fn repo() -> PathBuf {
@@ -135,7 +135,7 @@ fn package_holds_exactly_the_app_with_an_executable_handler() {
     let entries = zip_entries(&zip);
     let mut names: Vec<&str> = entries.iter().map(|(n, _)| n.as_str()).collect();
     names.sort();
-    let mut expected: Vec<String> = FUNCTIONS
+    let mut expected: Vec<String> = function_names()
         .iter()
         .map(|f| format!("functions/{f}/function.json"))
         .collect();

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use entra_enrich::adapters::lambda::{LambdaApp, Ready};
+use entra_enrich::adapters::lambda::LambdaApp;
+use entra_enrich::app::{App, Shell};
 use entra_enrich::config::{Config, Env};
 use entra_sandbox::identity::TokenSpec;
 use entra_sandbox::SandboxOptions;
@@ -446,11 +447,7 @@ async fn lcw_joiner_fails_closed_without_the_caller_check() {
     let h = Harness::start(tenant(), &[]).await;
     let config: Config = h.config.clone();
     assert!(config.caller_check.is_none());
-    let app = LambdaApp::with_parts(Ready {
-        config,
-        ctx: h.ctx.clone(),
-        validator: None,
-    });
+    let app = LambdaApp::new(Shell::started(App::from_parts(config, h.ctx.clone(), None)));
     let subject = hybrid_user_with_valid_email(&h);
     let tpr = "7f7f7f7f-0000-4000-8000-000000000001";
     h.sandbox.add_task_processing_result(WORKFLOW, TASK, tpr);

@@ -9,7 +9,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::{build_context, AppError};
+use crate::app::{build_context, AppError, AppOptions, ErrorKind};
 use crate::config::{process_env, Config, ConfigError};
 use crate::handlers::apply::UPDATED_WITH_WARNINGS;
 use crate::handlers::audit::{read_run, AuditLog, AuditRecord};
@@ -155,14 +155,33 @@ pub enum CliError {
     Failed(String),
 }
 
+impl CliError {
+    /// The process exit code: 2 for a bad argument (as clap), 78 for a setting to fix (sysexits
+    /// `EX_CONFIG`), 75 when trying again later may work (`EX_TEMPFAIL`), 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            CliError::Usage(_) => 2,
+            CliError::Config(_) => 78,
+            CliError::App(e) => match e.kind() {
+                ErrorKind::Input => 2,
+                ErrorKind::Settings => 78,
+                ErrorKind::Transient => 75,
+                ErrorKind::Permanent => 1,
+            },
+            CliError::Failed(_) => 1,
+        }
+    }
+}
+
 /// Loads and validates the configuration from the process environment.
 pub fn load_config() -> Result<Config, ConfigError> {
     Config::from_env(&process_env())
 }
 
 async fn context(dry_run: bool) -> Result<(Config, EnrichContext), CliError> {
-    let config = load_config()?;
-    let mut ctx = build_context(&config).await?;
+    let env = process_env();
+    let config = Config::from_env(&env)?;
+    let mut ctx = build_context(&config, &env, &AppOptions::default()).await?;
     ctx.dry_run |= dry_run;
     Ok((config, ctx))
 }
@@ -188,7 +207,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let wait = WhenBusy::Wait(Duration::from_secs(10));
             let result = enrich_user(&ctx, &audit, &claims, &target, wait)
                 .await
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+                .map_err(AppError::from)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&result).unwrap_or_default()
@@ -211,7 +230,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let progress = TerminalProgress::new();
             let summary = run_backfill(&ctx, &options, &progress)
                 .await
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+                .map_err(AppError::from)?;
             let report = report_path(&config, &summary, args.report.as_deref());
             write_report(&summary, &report, args.show_pii)?;
             if let HrSource::File(file) = &ctx.hr {
@@ -228,9 +247,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let run_id =
                 RunId::parse(&args.run).map_err(|e| CliError::Usage(format!("--run: {e}")))?;
             let (_, ctx) = context(args.dry_run).await?;
-            let summary = run_rollback(&ctx, &run_id)
-                .await
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let summary = run_rollback(&ctx, &run_id).await.map_err(AppError::from)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&summary).unwrap_or_default()
@@ -241,7 +258,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             let (config, ctx) = context(false).await?;
             let summary = run_watch(&ctx, config.time_budget)
                 .await
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+                .map_err(AppError::from)?;
             println!(
                 "{}",
                 serde_json::to_string_pretty(&summary).unwrap_or_default()
@@ -265,11 +282,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Command::Runs => {
             let (_, ctx) = context(false).await?;
-            let keys = ctx
-                .state
-                .list("audit/")
-                .await
-                .map_err(|e| CliError::Failed(e.to_string()))?;
+            let keys = ctx.state.list("audit/").await.map_err(AppError::from)?;
             if keys.is_empty() {
                 println!("no runs have written anything yet");
             }
@@ -314,9 +327,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
-        Command::Serve => super::azure_functions::serve_from_env()
-            .await
-            .map_err(|e| CliError::Failed(e.to_string())),
+        Command::Serve => Ok(super::azure_functions::serve_from_env().await?),
         Command::Lambda => super::lambda::run_from_env()
             .await
             .map_err(|e| CliError::Failed(e.to_string())),

@@ -52,7 +52,7 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let config = Config::from_env(&env)?;
-    let credential = build_credential(&config).await?;
+    let credential = build_credential(&config, &env, &crate::app::AppOptions::default()).await?;
     let mut options =
         entra_graph::GraphClientOptions::new(config.graph_base_url.clone(), credential.clone());
     // 1,000 writes a minute against a quota of 1,200 a minute, both time-scaled.

@@ -1,50 +1,40 @@
 //! The AWS Lambda adapter: `entra-enrich lambda`.
 //!
-//! One more way of being invoked, over the same handlers as the Azure Functions adapter. The binary
-//! is the function's bootstrap (custom runtime `provided.al2023`); it polls the
-//! [Lambda Runtime API](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html) through the
-//! `lambda_runtime` crate and takes every event as raw JSON, routed by its shape:
+//! One more way of being invoked, over the same [`Shell`] and [`crate::app::App`] as the Azure
+//! Functions adapter. The binary is the function's bootstrap (custom runtime `provided.al2023`); it
+//! polls the [Lambda Runtime API](https://docs.aws.amazon.com/lambda/latest/dg/runtimes-api.html)
+//! through the `lambda_runtime` crate and routes each event by its shape, typed with
+//! `aws_lambda_events`:
 //!
-//! | event | shape | handler |
-//! |-------|-------|---------|
-//! | EventBridge Scheduler | the schedule's input `{"job": "new-hire-watch"}` / `{"job": "backfill"}` | [`run_watch`] / [`run_backfill`] |
-//! | EventBridge scheduled rule (legacy) | `{"detail-type": "Scheduled Event", "detail": {"job": ...}}` | same |
-//! | Function URL / API Gateway HTTP API, payload 2.0 | `requestContext.http.method`, `rawPath`, `headers`, `body`, `isBase64Encoded` | `POST …/lcw-joiner` → [`handle_callout`]; `GET …/health` → health |
+//! | event | shape | app call |
+//! |-------|-------|----------|
+//! | EventBridge Scheduler | the schedule's input `{"job": "new-hire-watch"}` / `{"job": "backfill"}` | [`crate::app::App::scheduled`] |
+//! | EventBridge scheduled rule (legacy) | [`EventBridgeEvent`] with `detail-type` `Scheduled Event` and `detail.job` | same |
+//! | Function URL / API Gateway HTTP API, payload 2.0 | [`ApiGatewayV2httpRequest`] | `POST …/lcw-joiner` → [`Shell::joiner`]; `GET …/health` → [`Shell::health`] |
 //!
-//! Anything else is an error naming the accepted shapes. Settings, credential, clients and the caller
-//! validator are built from the same environment variables as everywhere else, on the first
-//! invocation that needs them (once per cold start; a failed start is retried by the next
-//! invocation, not cached). A job works within `ENRICH_TIME_BUDGET_SECONDS`, capped by the
-//! invocation's deadline minus [`DEADLINE_MARGIN`], then checkpoints and returns its summary.
+//! Anything else is an error naming the accepted shapes. A job works within
+//! `ENRICH_TIME_BUDGET_SECONDS`, capped by the invocation's deadline minus [`DEADLINE_MARGIN`], then
+//! checkpoints and returns its summary. Errors become a [`Diagnostic`] once, in `From<LambdaError>`.
 //!
 //! Behind a Function URL with auth type `NONE` the bearer-token check is the only gate, so
-//! `lcw-joiner` refuses to run without the caller-check settings (fail closed), where the Functions
-//! adapter also has the function key.
+//! `lcw-joiner` refuses to run without the caller-check settings ([`JoinerGate::BearerOnly`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
+use aws_lambda_events::encodings::Body;
+use aws_lambda_events::eventbridge::EventBridgeEvent;
 use base64::Engine as _;
+use http::{HeaderMap, HeaderName, HeaderValue};
 use lambda_runtime::{service_fn, Context, Diagnostic, LambdaEvent};
-use serde_json::{json, Map, Value};
-use tokio::sync::OnceCell;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
-use crate::app::{build_context, build_validator};
-use crate::config::{process_env, Config, Env};
-use crate::handlers::backfill::{run_backfill, BackfillOptions, NoProgress};
-use crate::handlers::lcw_joiner::{
-    handle_callout_by, JoinerRequest, JoinerResponse, RETRY_AFTER_SECONDS,
-};
-use crate::handlers::watch::run_watch;
-use crate::handlers::EnrichContext;
-use entra_lcw::CallerValidator;
-
-/// The scheduled jobs, as the `job` field of a schedule's input names them.
-pub const JOBS: [&str; 2] = ["new-hire-watch", "backfill"];
-
-/// The HTTP routes, matched on the last segment of the path (so `/lcw-joiner`, `/api/lcw-joiner` and
-/// an API Gateway stage prefix like `/prod/lcw-joiner` all work).
-pub const ROUTES: [&str; 2] = ["POST /lcw-joiner", "GET /health"];
+use crate::app::{http_method, http_routes, AppError, AppOptions, Job};
+use crate::app::{JoinerGate, Platform, Shell};
+use crate::config::process_env;
+use crate::handlers::lcw_joiner::{JoinerRequest, JoinerResponse};
 
 /// Time left unused before the invocation's deadline, to checkpoint and answer.
 pub const DEADLINE_MARGIN: Duration = Duration::from_secs(10);
@@ -61,7 +51,7 @@ const LAMBDA_ENV: [&str; 4] = [
 const ACCEPTED_EVENTS: &str = "entra-enrich accepts (1) a scheduled job: {\"job\": \"new-hire-watch\"} or {\"job\": \"backfill\"} (the EventBridge Scheduler target input), or an EventBridge scheduled-rule event {\"detail-type\": \"Scheduled Event\", \"detail\": {\"job\": ...}}; (2) a Lambda Function URL or API Gateway HTTP API request, payload format 2.0: POST .../lcw-joiner or GET .../health";
 
 /// Why an invocation failed. Returned to the Lambda service as the invocation error
-/// (`errorType` = the variant name, `errorMessage` = the text, personal emails masked).
+/// (`errorType` = [`LambdaError::kind`], `errorMessage` = the text, personal emails masked).
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaError {
     #[error("unsupported event ({found}). {ACCEPTED_EVENTS}")]
@@ -70,10 +60,12 @@ pub enum LambdaError {
     UnknownJob { job: String },
     #[error("the scheduled-rule event has no job: set the rule's input (or the detail) to {{\"job\": \"new-hire-watch\"}} or {{\"job\": \"backfill\"}}")]
     MissingJob,
+    /// The app could not start: `Unavailable` when a dependency was down (a later invocation tries
+    /// again), `Misconfigured` when a setting must be fixed.
     #[error("the function's settings are invalid or its clients could not start: {0}")]
-    Misconfigured(String),
-    #[error("{job} failed: {message} (the next scheduled invocation resumes from the checkpoint)")]
-    JobFailed { job: &'static str, message: String },
+    Start(AppError),
+    #[error("{job} failed ({}): {error} (the next scheduled invocation resumes from the checkpoint)", error.kind().name())]
+    JobFailed { job: &'static str, error: AppError },
     #[error("{0} is not set: `entra-enrich lambda` runs only as an AWS Lambda function (or under a Lambda Runtime API emulator)")]
     NotOnLambda(&'static str),
     #[error("AWS_LAMBDA_FUNCTION_MEMORY_SIZE is not a whole number of MB")]
@@ -83,12 +75,14 @@ pub enum LambdaError {
 }
 
 impl LambdaError {
-    fn kind(&self) -> &'static str {
+    /// The `errorType`.
+    pub fn kind(&self) -> &'static str {
         match self {
             LambdaError::UnsupportedEvent { .. } => "UnsupportedEvent",
             LambdaError::UnknownJob { .. } => "UnknownJob",
             LambdaError::MissingJob => "MissingJob",
-            LambdaError::Misconfigured(_) => "Misconfigured",
+            LambdaError::Start(e) if e.is_transient() => "Unavailable",
+            LambdaError::Start(_) => "Misconfigured",
             LambdaError::JobFailed { .. } => "JobFailed",
             LambdaError::NotOnLambda(_) | LambdaError::BadMemorySize => "NotOnLambda",
             LambdaError::Runtime(_) => "Runtime",
@@ -101,32 +95,6 @@ impl From<LambdaError> for Diagnostic {
         Diagnostic {
             error_type: e.kind().to_string(),
             error_message: entra_core::pii::mask_emails_in(&e.to_string()),
-        }
-    }
-}
-
-/// A scheduled job.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Job {
-    NewHireWatch,
-    Backfill,
-}
-
-impl Job {
-    pub fn name(self) -> &'static str {
-        match self {
-            Job::NewHireWatch => "new-hire-watch",
-            Job::Backfill => "backfill",
-        }
-    }
-
-    fn parse(raw: &str) -> Result<Job, LambdaError> {
-        match raw.trim().to_ascii_lowercase().as_str() {
-            "new-hire-watch" => Ok(Job::NewHireWatch),
-            "backfill" => Ok(Job::Backfill),
-            _ => Err(LambdaError::UnknownJob {
-                job: raw.chars().take(64).collect(),
-            }),
         }
     }
 }
@@ -159,6 +127,12 @@ pub enum Event {
     Http(HttpRequest),
 }
 
+/// The EventBridge Scheduler target input (our own shape) and a scheduled rule's `detail`.
+#[derive(Debug, Deserialize)]
+struct JobInput {
+    job: Option<Value>,
+}
+
 /// Routes an event by its shape (see the module table).
 pub fn classify(event: &Value) -> Result<Event, LambdaError> {
     let Some(obj) = event.as_object() else {
@@ -166,32 +140,43 @@ pub fn classify(event: &Value) -> Result<Event, LambdaError> {
             found: describe(event),
         });
     };
-    if let Some(method) = event
-        .pointer("/requestContext/http/method")
-        .and_then(Value::as_str)
-    {
-        return Ok(Event::Http(http_request(obj, method)));
+    if event.pointer("/requestContext/http/method").is_some() {
+        let request = ApiGatewayV2httpRequest::deserialize(event).map_err(|_| {
+            LambdaError::UnsupportedEvent {
+                found: "a payload-2.0 request whose fields do not have the documented types".into(),
+            }
+        })?;
+        return Ok(Event::Http(http_request(request)));
     }
-    if let Some(job) = obj.get("job") {
-        return match job.as_str() {
-            Some(j) => Job::parse(j).map(Event::Job),
-            None => Err(LambdaError::UnknownJob {
-                job: job.to_string().chars().take(64).collect(),
-            }),
-        };
+    if obj.contains_key("job") {
+        return job_from(event);
     }
     if obj.get("detail-type").and_then(Value::as_str) == Some("Scheduled Event") {
-        return match obj.get("detail").and_then(|d| d.get("job")) {
-            Some(Value::String(j)) => Job::parse(j).map(Event::Job),
-            Some(other) => Err(LambdaError::UnknownJob {
-                job: other.to_string().chars().take(64).collect(),
-            }),
-            None => Err(LambdaError::MissingJob),
-        };
+        let rule = EventBridgeEvent::<Value>::deserialize(event).map_err(|_| {
+            LambdaError::UnsupportedEvent {
+                found: "an EventBridge event without its documented fields (source, detail)".into(),
+            }
+        })?;
+        return job_from(&rule.detail);
     }
     Err(LambdaError::UnsupportedEvent {
         found: describe(event),
     })
+}
+
+/// The job named by `{"job": ...}` (a Scheduler input, or a scheduled rule's detail).
+fn job_from(input: &Value) -> Result<Event, LambdaError> {
+    let job = JobInput::deserialize(input).ok().and_then(|i| i.job);
+    let unknown = |raw: String| LambdaError::UnknownJob {
+        job: raw.chars().take(64).collect(),
+    };
+    match job {
+        None | Some(Value::Null) => Err(LambdaError::MissingJob),
+        Some(Value::String(name)) => Job::from_name(&name)
+            .map(Event::Job)
+            .ok_or_else(|| unknown(name)),
+        Some(other) => Err(unknown(other.to_string())),
+    }
 }
 
 /// A short description of an unsupported event: its type and top-level keys, never its values.
@@ -211,47 +196,40 @@ fn describe(event: &Value) -> String {
     }
 }
 
-fn http_request(obj: &Map<String, Value>, method: &str) -> HttpRequest {
-    let path = obj
-        .get("rawPath")
-        .and_then(Value::as_str)
-        .or_else(|| {
-            obj.get("requestContext")
-                .and_then(|c| c.pointer("/http/path"))
-                .and_then(Value::as_str)
+fn http_request(request: ApiGatewayV2httpRequest) -> HttpRequest {
+    let context = request.request_context.http;
+    let path = request
+        .raw_path
+        .or(context.path)
+        .unwrap_or_else(|| "/".to_string());
+    let headers = request
+        .headers
+        .iter()
+        .filter_map(|(k, v)| {
+            Some((
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().ok()?.to_string(),
+            ))
         })
-        .unwrap_or("/")
-        .to_string();
-    let headers = obj
-        .get("headers")
-        .and_then(Value::as_object)
-        .map(|h| {
-            h.iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.to_ascii_lowercase(), v.to_string())))
-                .collect()
-        })
-        .unwrap_or_default();
-    let base64 = obj.get("isBase64Encoded").and_then(Value::as_bool) == Some(true);
+        .collect();
     HttpRequest {
-        method: method.to_ascii_uppercase(),
+        method: context.method.as_str().to_ascii_uppercase(),
         path,
         headers,
-        body: body_json(obj.get("body"), base64),
+        body: body_json(request.body.as_deref(), request.is_base64_encoded),
     }
 }
 
-fn body_json(body: Option<&Value>, base64: bool) -> Result<Value, String> {
+fn body_json(body: Option<&str>, base64: bool) -> Result<Value, String> {
     let text = match body {
-        None | Some(Value::Null) => return Err("the request has no body".into()),
-        Some(Value::String(s)) if base64 => {
+        None => return Err("the request has no body".into()),
+        Some(s) if base64 => {
             let bytes = base64::engine::general_purpose::STANDARD
                 .decode(s.trim())
                 .map_err(|e| format!("the body is not valid base64: {e}"))?;
             String::from_utf8(bytes).map_err(|_| "the body is not UTF-8".to_string())?
         }
-        Some(Value::String(s)) => s.clone(),
-        // Not payload 2.0 (its body is always a string), but unambiguous.
-        Some(other) => return Ok(other.clone()),
+        Some(s) => s.to_string(),
     };
     if text.trim().is_empty() {
         return Err("the request has no body".into());
@@ -281,64 +259,16 @@ pub fn effective_budget(configured: Duration, deadline_ms: u64, now: SystemTime)
     }
 }
 
-/// Everything built on the first invocation that needs it.
-pub struct Ready {
-    pub config: Config,
-    pub ctx: EnrichContext,
-    pub validator: Option<CallerValidator>,
-}
-
 /// The entra-enrich Lambda function.
 pub struct LambdaApp {
-    env: Env,
-    ready: OnceCell<Arc<Ready>>,
-    /// The last start-up failure, for health (first line only).
-    init_error: Mutex<Option<String>>,
+    shell: Shell,
 }
 
 impl LambdaApp {
-    /// A function that reads its settings from `env` on first use.
-    pub fn from_env(env: Env) -> Self {
-        Self {
-            env,
-            ready: OnceCell::new(),
-            init_error: Mutex::new(None),
-        }
-    }
-
-    /// A function with already-built parts (embedding and tests).
-    pub fn with_parts(ready: Ready) -> Self {
-        Self {
-            env: Env::new(),
-            ready: OnceCell::new_with(Some(Arc::new(ready))),
-            init_error: Mutex::new(None),
-        }
-    }
-
-    async fn ready(&self) -> Result<Arc<Ready>, LambdaError> {
-        let result = self
-            .ready
-            .get_or_try_init(|| async {
-                let config = Config::from_env(&self.env).map_err(|e| e.to_string())?;
-                let ctx = build_context(&config).await.map_err(|e| e.to_string())?;
-                let validator = build_validator(&config).map_err(|e| e.to_string())?;
-                tracing::info!("entra-enrich initialised");
-                Ok::<_, String>(Arc::new(Ready {
-                    config,
-                    ctx,
-                    validator,
-                }))
-            })
-            .await
-            .cloned();
-        if let Ok(mut last) = self.init_error.lock() {
-            *last = result.as_ref().err().cloned();
-        }
-        result.map_err(|e| {
-            let e = entra_core::pii::mask_emails_in(&e);
-            tracing::error!(error = %e, "entra-enrich cannot start");
-            LambdaError::Misconfigured(e)
-        })
+    /// Serves the app a [`Shell`] starts: `Shell::new(env, options)` reads the settings on first
+    /// use, `Shell::started(app)` wraps an app already built (embedding and tests).
+    pub fn new(shell: Shell) -> Self {
+        Self { shell }
     }
 
     /// Handles one invocation: the event's payload and the invocation's context.
@@ -360,9 +290,9 @@ impl LambdaApp {
     }
 
     async fn job(&self, job: Job, context: &Context) -> Result<Value, LambdaError> {
-        let ready = self.ready().await?;
+        let app = self.shell.app().await.map_err(LambdaError::Start)?;
         let budget = effective_budget(
-            ready.config.time_budget,
+            app.config().time_budget,
             context.deadline,
             SystemTime::now(),
         );
@@ -372,46 +302,11 @@ impl LambdaApp {
             request_id = %context.request_id,
             "scheduled job"
         );
-        let failed = |e: String| LambdaError::JobFailed {
+        let failed = |error| LambdaError::JobFailed {
             job: job.name(),
-            message: entra_core::pii::mask_emails_in(&e),
+            error,
         };
-        match job {
-            Job::NewHireWatch => {
-                let summary = run_watch(&ready.ctx, budget)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
-                serde_json::to_value(&summary).map_err(|e| failed(e.to_string()))
-            }
-            Job::Backfill => {
-                let options = BackfillOptions {
-                    time_budget: Some(budget),
-                    ..BackfillOptions::default()
-                };
-                let summary = run_backfill(&ready.ctx, &options, &NoProgress)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
-                let report_key = format!("reports/{}.json", summary.run_id);
-                let bytes = crate::handlers::report::render_json(&summary.report, false);
-                if let Err(e) = ready
-                    .ctx
-                    .state
-                    .put(&report_key, bytes.into(), entra_state::WriteCondition::Any)
-                    .await
-                {
-                    tracing::warn!(error = %e, "could not store the backfill report");
-                }
-                tracing::info!(
-                    run_id = %summary.run_id,
-                    writes = summary.writes,
-                    deferred = summary.deferred,
-                    complete = summary.complete,
-                    report = %report_key,
-                    "backfill invocation done"
-                );
-                serde_json::to_value(&summary).map_err(|e| failed(e.to_string()))
-            }
-        }
+        app.scheduled(job, budget).await.map_err(failed)
     }
 
     async fn http(
@@ -427,19 +322,27 @@ impl LambdaApp {
             .next()
             .unwrap_or_default()
             .to_ascii_lowercase();
-        match (route.as_str(), req.method.as_str()) {
-            ("health", "GET") => http_response(200, &[], &self.health()),
-            ("lcw-joiner", "POST") => {
+        let Some(method) = http_method(&route) else {
+            let body =
+                json!({"error": "not_found", "message": "no such route", "routes": http_routes()});
+            return http_response(404, &[], &body);
+        };
+        if req.method != method {
+            return method_not_allowed(method);
+        }
+        match route.as_str() {
+            "lcw-joiner" => {
                 let answer = self.lcw_joiner(req, context, started).await;
                 http_response(answer.status, &answer.headers, &answer.body)
             }
-            ("health", _) => method_not_allowed("GET"),
-            ("lcw-joiner", _) => method_not_allowed("POST"),
-            _ => http_response(
-                404,
-                &[],
-                &json!({"error": "not_found", "message": "no such route", "routes": ROUTES}),
-            ),
+            _ => {
+                let health = self.shell.health(Platform::AwsLambda);
+                http_response(
+                    200,
+                    &[],
+                    &serde_json::to_value(&health).unwrap_or(Value::Null),
+                )
+            }
         }
     }
 
@@ -449,88 +352,41 @@ impl LambdaApp {
         context: &Context,
         started: tokio::time::Instant,
     ) -> JoinerResponse {
-        // The first invocation builds the clients (a Key Vault read): that counts too.
-        let configured = match self.ready.get() {
-            Some(ready) => ready.ctx.joiner_deadline,
-            None => Config::from_env(&self.env)
-                .map(|c| c.joiner_deadline)
-                .unwrap_or(crate::config::DEFAULT_JOINER_DEADLINE),
-        };
-        let deadline = started + effective_budget(configured, context.deadline, SystemTime::now());
-        let Ok(ready) = tokio::time::timeout_at(deadline, self.ready()).await else {
-            return JoinerResponse {
-                status: 503,
-                headers: vec![("Retry-After".into(), RETRY_AFTER_SECONDS.to_string())],
-                body: json!({"error": "temporarily_unavailable", "message": "the function did not start within the joiner deadline; the relay retries"}),
-            };
-        };
-        let ready = match ready {
-            Ok(r) => r,
-            Err(_) => {
-                return JoinerResponse {
-                    status: 500,
-                    headers: Vec::new(),
-                    body: json!({"error": "misconfigured", "message": "the function's settings are invalid; see GET /health"}),
-                }
-            }
-        };
-        let Some(validator) = ready.validator.as_ref() else {
-            tracing::error!("lcw-joiner refused: the caller check is not configured");
-            return JoinerResponse {
-                status: 500,
-                headers: Vec::new(),
-                body: json!({
-                    "error": "caller_check_required",
-                    "message": "on AWS Lambda the bearer-token check is the only gate: set ENRICH_TENANT_ID, ENRICH_AUDIENCE and ENRICH_ALLOWED_CALLERS",
-                }),
-            };
-        };
+        let left = effective_budget(Duration::MAX, context.deadline, SystemTime::now());
+        let platform_left = (left != Duration::MAX).then_some(left);
         let request = JoinerRequest {
             authorization: req.header("authorization").map(str::to_string),
             body: req.body,
         };
-        handle_callout_by(&ready.ctx, Some(validator), request, deadline).await
-    }
-
-    /// Version, routes, jobs and settings validity. Problems name the setting and the fix; values
-    /// are never shown.
-    fn health(&self) -> Value {
-        let ready = self.ready.get();
-        let settings = crate::config::settings_report(ready.map(|r| &r.config), &self.env);
-        let init_error = self
-            .init_error
-            .lock()
-            .ok()
-            .and_then(|e| e.clone())
-            .map(|e| entra_core::pii::mask_emails_in(e.lines().next().unwrap_or_default()));
-        json!({
-            "name": "entra-enrich",
-            "version": env!("CARGO_PKG_VERSION"),
-            "platform": "aws-lambda",
-            "routes": ROUTES,
-            "jobs": JOBS,
-            "config": settings,
-            "initialized": ready.is_some(),
-            "initError": init_error,
-        })
+        self.shell
+            .joiner(request, JoinerGate::BearerOnly, started, platform_left)
+            .await
     }
 }
 
-/// The payload-2.0 response shape. `cookies` is included (empty) because cargo-lambda's emulator
-/// requires it; AWS accepts it.
+/// The payload-2.0 response. `cookies` is always serialized (empty), which cargo-lambda's emulator
+/// requires and AWS accepts.
 fn http_response(status: u16, headers: &[(String, String)], body: &Value) -> Value {
-    let mut h = Map::new();
-    h.insert("content-type".into(), json!("application/json"));
-    for (k, v) in headers {
-        h.insert(k.to_ascii_lowercase(), json!(v));
+    let mut response = ApiGatewayV2httpResponse::default();
+    response.status_code = i64::from(status);
+    response.headers = response_headers(headers);
+    response.body = Some(Body::Text(body.to_string()));
+    serde_json::to_value(&response).unwrap_or(Value::Null)
+}
+
+fn response_headers(extra: &[(String, String)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (k, v) in extra {
+        let name = HeaderName::from_bytes(k.to_ascii_lowercase().as_bytes());
+        if let (Ok(name), Ok(value)) = (name, HeaderValue::from_str(v)) {
+            headers.insert(name, value);
+        }
     }
-    json!({
-        "statusCode": status,
-        "headers": h,
-        "body": body.to_string(),
-        "isBase64Encoded": false,
-        "cookies": [],
-    })
+    headers
 }
 
 fn method_not_allowed(allow: &str) -> Value {
@@ -556,7 +412,10 @@ pub async fn run_from_env() -> Result<(), LambdaError> {
     {
         return Err(LambdaError::BadMemorySize);
     }
-    let app = Arc::new(LambdaApp::from_env(process_env()));
+    let app = Arc::new(LambdaApp::new(Shell::new(
+        process_env(),
+        AppOptions::default(),
+    )));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
         let app = app.clone();
         async move { app.handle(event.payload, &event.context).await }
@@ -686,7 +545,7 @@ mod tests {
     #[tokio::test]
     async fn routes_match_the_last_path_segment_and_the_method() {
         // Nothing here needs the clients: health and the route errors answer without starting them.
-        let app = LambdaApp::from_env(Env::new());
+        let app = LambdaApp::new(Shell::new(crate::config::Env::new(), AppOptions::default()));
         let ctx = Context::default();
         let status = |v: &Value| v["statusCode"].as_u64().unwrap_or(0);
         let r = app
@@ -715,7 +574,10 @@ mod tests {
     fn errors_become_diagnostics_with_a_type_and_masked_message() {
         let d: Diagnostic = LambdaError::JobFailed {
             job: "backfill",
-            message: "user jane.doe@example.com".into(),
+            error: AppError::new(
+                crate::app::ErrorKind::Permanent,
+                "user jane.doe@example.com",
+            ),
         }
         .into();
         assert_eq!(d.error_type, "JobFailed");

@@ -160,7 +160,8 @@ impl GraphError {
         Self::new(GraphErrorKind::InvalidRequest(why.into()), operation)
     }
 
-    pub(crate) fn with_status(mut self, status: u16) -> Self {
+    /// Records the HTTP status the service answered.
+    pub fn with_status(mut self, status: u16) -> Self {
         self.0.status = Some(status);
         self
     }

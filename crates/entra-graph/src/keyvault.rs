@@ -40,9 +40,15 @@ pub async fn fetch_secret(
         },
         ..Default::default()
     };
+    // The vault's HTTP status, when it answered, tells a missing secret or a refused identity (a
+    // setting to fix) from a vault that is down (try again).
     let fail = |e: azure_core::Error| {
-        GraphError::new(GraphErrorKind::KeyVault, op.clone())
-            .with_message(Some(&mask_emails_in(&e.to_string())))
+        let error = GraphError::new(GraphErrorKind::KeyVault, op.clone())
+            .with_message(Some(&mask_emails_in(&e.to_string())));
+        match e.http_status() {
+            Some(status) => error.with_status(u16::from(status)),
+            None => error,
+        }
     };
     let client = SecretClient::new(vault_url, credential, Some(options)).map_err(fail)?;
     let response = client.get_secret(name, None).await.map_err(fail)?;

@@ -1,0 +1,184 @@
+//! One app behind three doors. [`App`] is built once from the settings; it owns the clients, the
+//! caller validator and the state store, and exposes the jobs as typed calls. [`Shell`] starts it
+//! lazily for the long-running adapters (Azure Functions, Lambda), retries a failed start on a later
+//! invocation (not sooner than [`START_RETRY_FLOOR`]) and answers health. The adapters only translate
+//! their transport to and from these calls; each maps [`AppError`] once.
+
+mod build;
+mod error;
+mod functions;
+mod shell;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+pub use build::{
+    build_context, build_credential, build_graph, build_state, build_validator, context_from_parts,
+    AppOptions, START_RETRY_FLOOR,
+};
+pub use error::{AppError, ErrorKind};
+pub use functions::{
+    function_names, http_method, http_routes, job_names, Function, Job, Trigger, FUNCTIONS,
+};
+pub use shell::{Health, Platform, Shell};
+
+use crate::config::{Config, Env};
+use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, Progress};
+use crate::handlers::context::HrSource;
+use crate::handlers::lcw_joiner::{handle_callout_by, JoinerRequest, JoinerResponse};
+use crate::handlers::rollback::{run_rollback, RollbackSummary};
+use crate::handlers::watch::{run_watch, WatchSummary};
+use crate::handlers::{EnrichContext, RunId};
+use entra_lcw::CallerValidator;
+
+/// What guards lcw-joiner besides the bearer-token check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JoinerGate {
+    /// The platform checks a key first (an Azure Functions function key); the bearer check is
+    /// recommended but optional.
+    FunctionKey,
+    /// Nothing else (a Lambda Function URL with auth type `NONE`): without the caller check the
+    /// joiner refuses to run (fail closed).
+    BearerOnly,
+}
+
+/// The started app.
+pub struct App {
+    config: Config,
+    ctx: EnrichContext,
+    validator: Option<CallerValidator>,
+}
+
+impl App {
+    /// Reads and validates the settings, then builds the clients (a Key Vault read, when the
+    /// client secret is kept there).
+    pub async fn start(env: &Env, options: &AppOptions) -> Result<App, AppError> {
+        let config = Config::from_env(env)?;
+        let ctx = build_context(&config, env, options).await?;
+        let validator = build_validator(&config)?;
+        Ok(App::from_parts(config, ctx, validator))
+    }
+
+    /// An app from already-built parts (embedding and tests).
+    pub fn from_parts(
+        config: Config,
+        ctx: EnrichContext,
+        validator: Option<CallerValidator>,
+    ) -> App {
+        App {
+            config,
+            ctx,
+            validator,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn context(&self) -> &EnrichContext {
+        &self.ctx
+    }
+
+    /// The same app, planning and reporting only (`--dry-run`).
+    pub fn dry_run(mut self, dry_run: bool) -> App {
+        self.ctx.dry_run |= dry_run;
+        self
+    }
+
+    /// The same app, with HR values from `hr` (`--source`).
+    pub fn with_hr(mut self, hr: HrSource) -> App {
+        self.ctx.hr = hr;
+        self
+    }
+
+    /// lcw-joiner: enrich the callout's subject, then resume the workflow; answers by `deadline`.
+    pub async fn joiner(
+        &self,
+        request: JoinerRequest,
+        gate: JoinerGate,
+        deadline: Instant,
+    ) -> JoinerResponse {
+        if gate == JoinerGate::BearerOnly && self.validator.is_none() {
+            tracing::error!("lcw-joiner refused: the caller check is not configured");
+            return JoinerResponse {
+                status: 500,
+                headers: Vec::new(),
+                body: json!({
+                    "error": "caller_check_required",
+                    "message": "behind a Function URL the bearer-token check is the only gate: set ENRICH_TENANT_ID, ENRICH_AUDIENCE and ENRICH_ALLOWED_CALLERS",
+                    "setting": "ENRICH_TENANT_ID",
+                }),
+            };
+        }
+        handle_callout_by(&self.ctx, self.validator.as_ref(), request, deadline).await
+    }
+
+    /// new-hire-watch: one Graph `users/delta` round within `budget`.
+    pub async fn watch(&self, budget: Duration) -> Result<WatchSummary, AppError> {
+        Ok(run_watch(&self.ctx, budget).await?)
+    }
+
+    /// backfill: reconcile every in-scope user.
+    pub async fn backfill(
+        &self,
+        options: &BackfillOptions,
+        progress: &dyn Progress,
+    ) -> Result<BackfillSummary, AppError> {
+        Ok(run_backfill(&self.ctx, options, progress).await?)
+    }
+
+    /// rollback: restore the before-values written by `run`.
+    pub async fn rollback(&self, run: &RunId) -> Result<RollbackSummary, AppError> {
+        Ok(run_rollback(&self.ctx, run).await?)
+    }
+
+    /// A scheduled job within `budget`, as the timers run it: the backfill also stores its report
+    /// (`reports/<run id>.json`, emails masked) in the state store. Returns the job's summary.
+    pub async fn scheduled(&self, job: Job, budget: Duration) -> Result<Value, AppError> {
+        let failed = |e: AppError| e.context(job.name());
+        let summary = match job {
+            Job::NewHireWatch => to_json(&self.watch(budget).await.map_err(failed)?),
+            Job::Backfill => {
+                let options = BackfillOptions {
+                    time_budget: Some(budget),
+                    ..BackfillOptions::default()
+                };
+                let summary = self
+                    .backfill(&options, &crate::handlers::backfill::NoProgress)
+                    .await
+                    .map_err(failed)?;
+                self.store_report(&summary).await;
+                to_json(&summary)
+            }
+        };
+        Ok(summary)
+    }
+
+    async fn store_report(&self, summary: &BackfillSummary) {
+        let key = format!("reports/{}.json", summary.run_id);
+        let bytes = crate::handlers::report::render_json(&summary.report, false);
+        let stored = self
+            .ctx
+            .state
+            .put(&key, bytes.into(), entra_state::WriteCondition::Any)
+            .await;
+        if let Err(e) = stored {
+            tracing::warn!(error = %e, "could not store the backfill report");
+        }
+        tracing::info!(
+            run_id = %summary.run_id,
+            writes = summary.writes,
+            deferred = summary.deferred,
+            complete = summary.complete,
+            report = %key,
+            "backfill invocation done"
+        );
+    }
+}
+
+fn to_json<T: serde::Serialize>(value: &T) -> Value {
+    serde_json::to_value(value).unwrap_or(Value::Null)
+}
