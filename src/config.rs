@@ -11,8 +11,9 @@ use std::time::Duration;
 use entra_core::{OtherMailsMode, PropertyPath, ScopeFilter};
 use url::Url;
 
-/// The default Microsoft Graph host (global cloud). Sovereign clouds set `GRAPH_BASE_URL`.
-pub const DEFAULT_GRAPH_BASE_URL: &str = "https://graph.microsoft.com";
+/// The default Microsoft Graph host (global cloud), defined by the Graph client. Sovereign clouds set
+/// `GRAPH_BASE_URL`.
+pub use entra_graph::DEFAULT_BASE_URL as DEFAULT_GRAPH_BASE_URL;
 /// The documented Microsoft Graph service roots: global, US Government L4 (GCC High), US Government
 /// L5 (DoD), China (21Vianet) (<https://learn.microsoft.com/graph/deployments>). Our Graph access token
 /// goes to this host, so any other needs `ENRICH_ALLOW_CUSTOM_GRAPH_HOST=true`.
@@ -22,17 +23,18 @@ pub const GRAPH_HOSTS: [&str; 4] = [
     "dod-graph.microsoft.us",
     "microsoftgraph.chinacloudapi.cn",
 ];
-/// The default Entra authority host.
-pub const DEFAULT_AUTHORITY_HOST: &str = "https://login.microsoftonline.com";
+/// The default Entra authority host, defined by the caller check.
+pub use entra_lcw::DEFAULT_AUTHORITY_HOST;
 /// The default source of `otherMails`: the HR personal email, synced into the user's extension attribute.
 pub const DEFAULT_OTHERMAILS_SOURCE: &str = "onPremisesExtensionAttributes.extensionAttribute1";
-/// The default scope: hybrid (synced) users only.
-pub const DEFAULT_SCOPE: &str = "onPremisesSyncEnabled eq true";
+/// The default scope: hybrid (synced) users only, defined by the engine.
+pub use entra_core::DEFAULT_SCOPE;
 /// Graph's per app+tenant write quota is 3,000 requests per 150 s = 1,200 per minute
 /// (<https://learn.microsoft.com/graph/throttling-limits#identity-and-access-service-limits>).
 pub const GRAPH_WRITE_QUOTA_PER_MINUTE: u32 = 1_200;
-/// Our default: 1,000 writes a minute, leaving ~17 % headroom for the app's other handlers.
-pub const DEFAULT_MAX_WRITES_PER_MINUTE: u32 = 1_000;
+/// Our default: 1,000 writes a minute, leaving ~17 % headroom for the app's other handlers; defined by
+/// the Graph client's write limiter.
+pub use entra_graph::DEFAULT_MAX_WRITES_PER_MINUTE;
 /// Default new-hire-watch schedule: every 2 minutes, UTC (NCRONTAB, six fields).
 pub const DEFAULT_NEW_HIRE_WATCH_SCHEDULE: &str = "0 */2 * * * *";
 /// Default backfill schedule: daily at 02:00 UTC.
