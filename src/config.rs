@@ -681,7 +681,7 @@ fn read_state(r: &mut Reader<'_>) -> StateSetting {
         };
     }
     if let Some(raw) = r.get("AzureWebJobsStorage__blobServiceUri") {
-        return match Url::parse(raw).and_then(|u| u.join("entra-enrich-state")) {
+        return match Url::parse(raw).and_then(|u| u.join(entra_state::DEFAULT_CONTAINER)) {
             Ok(u) if u.scheme() == "https" => StateSetting::Blob(u),
             _ => {
                 r.problem(
