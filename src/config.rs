@@ -692,9 +692,7 @@ fn read_state(r: &mut Reader<'_>) -> StateSetting {
     let s = &setting::ENRICH_STATE_BLOB_URL;
     if let Some(raw) = r.value(s) {
         return match Url::parse(raw) {
-            Ok(u) if is_https_or_loopback(&u) && u.path().trim_matches('/').contains('/') => {
-                StateSetting::Blob(u)
-            }
+            Ok(u) if is_https_or_loopback(&u) && names_a_container(&u) => StateSetting::Blob(u),
             _ => {
                 r.problem(
                     s.name,
@@ -719,6 +717,15 @@ fn read_state(r: &mut Reader<'_>) -> StateSetting {
         };
     }
     StateSetting::Directory(default_state_dir())
+}
+
+/// The URL's path names a container: `/<container>` on an account's own host
+/// (`<account>.blob.core.windows.net`), `/<account>/<container>` on a loopback emulator (Azurite).
+fn names_a_container(url: &Url) -> bool {
+    let segments = url
+        .path_segments()
+        .map_or(0, |s| s.filter(|x| !x.is_empty()).count());
+    segments >= if is_loopback(url) { 2 } else { 1 }
 }
 
 /// `./.entra-enrich`, the default local state directory.
@@ -1140,6 +1147,39 @@ mod tests {
         assert_eq!(
             c.caller_check.expect("on").authority_host,
             Url::parse(entra_lcw::DEFAULT_AUTHORITY_HOST).unwrap()
+        );
+    }
+
+    #[test]
+    fn the_state_blob_url_names_a_container() {
+        // What infra/main.bicep sets (host-style account URL), and Azurite's path-style one.
+        for ok in [
+            "https://acct.blob.core.windows.net/entra-enrich-state",
+            "https://127.0.0.1:10000/devstoreaccount1/entra-enrich-state",
+        ] {
+            let c = Config::from_env(&env(&[("ENRICH_STATE_BLOB_URL", ok)])).expect(ok);
+            assert_eq!(c.state, StateSetting::Blob(Url::parse(ok).unwrap()), "{ok}");
+        }
+        for bad in [
+            "https://acct.blob.core.windows.net/",
+            "https://127.0.0.1:10000/devstoreaccount1",
+            "http://acct.blob.core.windows.net/entra-enrich-state",
+            "not a url",
+        ] {
+            let err = Config::from_env(&env(&[("ENRICH_STATE_BLOB_URL", bad)])).expect_err(bad);
+            assert_eq!(err.problems[0].setting, "ENRICH_STATE_BLOB_URL", "{bad}");
+            assert!(!err.to_string().contains(bad), "{bad} echoed");
+        }
+        let c = Config::from_env(&env(&[(
+            "AzureWebJobsStorage__blobServiceUri",
+            "https://acct.blob.core.windows.net",
+        )]))
+        .expect("host storage");
+        assert_eq!(
+            c.state,
+            StateSetting::Blob(
+                Url::parse("https://acct.blob.core.windows.net/entra-enrich-state").unwrap()
+            )
         );
     }
 
