@@ -186,7 +186,7 @@ fn package_holds_exactly_the_app_with_an_executable_handler() {
 #[test]
 fn main_bicep_sets_every_app_setting_and_the_relay_has_the_lcw_policy() {
     let main = fs::read_to_string(infra("main.bicep")).unwrap();
-    for s in SETTINGS {
+    for s in SETTINGS.iter().map(|s| s.name) {
         assert!(
             main.contains(&format!("name: '{s}'")),
             "main.bicep does not set {s}"

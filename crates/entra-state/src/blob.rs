@@ -25,12 +25,10 @@
 //!   <https://learn.microsoft.com/rest/api/storageservices/create-container>,
 //!   <https://learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage#storage-blob-data-contributor>.
 //!
-//! Production configuration (the app wires it): either `ENRICH_STATE_BLOB_URL` = the full
-//! container URL (`https://<acct>.blob.core.windows.net/<container>`), or the identity-based
-//! Functions host setting `AzureWebJobsStorage__blobServiceUri`
-//! (<https://learn.microsoft.com/azure/azure-functions/functions-reference#connecting-to-host-storage-with-an-identity>)
-//! plus `ENRICH_STATE_CONTAINER` (default [`DEFAULT_CONTAINER`]); see
-//! [`BlobStore::container_url_from_env`]. The credential is a `ManagedIdentityCredential`.
+//! Production configuration: this crate reads no settings. The app reads them once, with the rest of
+//! its configuration (`ENRICH_STATE_BLOB_URL`, or the identity-based Functions host setting
+//! `AzureWebJobsStorage__blobServiceUri` plus [`DEFAULT_CONTAINER`]), and passes the container URL
+//! and its credential to [`BlobStore::new`]. The credential is a `ManagedIdentityCredential`.
 
 use crate::{
     normalize_line, validate_key, validate_prefix, ETag, StateError, StateStore, Versioned,
@@ -52,13 +50,8 @@ use futures::TryStreamExt;
 use std::sync::Arc;
 use url::Url;
 
-/// Full container URL of the state store, e.g. `https://acct.blob.core.windows.net/entra-enrich-state`.
-pub const ENV_STATE_BLOB_URL: &str = "ENRICH_STATE_BLOB_URL";
-/// The Functions host's identity-based storage setting (blob service URI, no container).
-pub const ENV_WEBJOBS_BLOB_SERVICE_URI: &str = "AzureWebJobsStorage__blobServiceUri";
-/// Container name used with [`ENV_WEBJOBS_BLOB_SERVICE_URI`].
-pub const ENV_STATE_CONTAINER: &str = "ENRICH_STATE_CONTAINER";
-/// Default container name.
+/// The state container's name when only the blob service is known (the Functions host's
+/// `AzureWebJobsStorage__blobServiceUri`).
 pub const DEFAULT_CONTAINER: &str = "entra-enrich-state";
 
 /// Options of [`BlobStore::new`].
@@ -164,62 +157,6 @@ impl BlobStore {
             StateError::Config(format!("invalid state container URL {container_url}: {e}"))
         })?;
         Ok(Self { container, prefix })
-    }
-
-    /// The state container URL from the environment (see the module docs):
-    /// `ENRICH_STATE_BLOB_URL`, else `AzureWebJobsStorage__blobServiceUri` +
-    /// `ENRICH_STATE_CONTAINER` (default [`DEFAULT_CONTAINER`]); `Ok(None)` if neither is set.
-    pub fn container_url_from_env() -> Result<Option<Url>, StateError> {
-        Self::container_url_from(|name| std::env::var(name).ok())
-    }
-
-    /// [`Self::container_url_from_env`] with an explicit variable lookup (for tests).
-    pub fn container_url_from(
-        lookup: impl Fn(&str) -> Option<String>,
-    ) -> Result<Option<Url>, StateError> {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        if let Some(raw) = get(ENV_STATE_BLOB_URL) {
-            let url = Url::parse(raw.trim()).map_err(|e| {
-                StateError::Config(format!("{ENV_STATE_BLOB_URL} is not a URL: {e}"))
-            })?;
-            let segments = url
-                .path_segments()
-                .map(|s| s.filter(|x| !x.is_empty()).count());
-            if segments.unwrap_or(0) == 0 {
-                return Err(StateError::Config(format!(
-                    "{ENV_STATE_BLOB_URL} must name a container, e.g. https://acct.blob.core.windows.net/{DEFAULT_CONTAINER}"
-                )));
-            }
-            return Ok(Some(url));
-        }
-        let Some(service) = get(ENV_WEBJOBS_BLOB_SERVICE_URI) else {
-            return Ok(None);
-        };
-        let container = get(ENV_STATE_CONTAINER).unwrap_or_else(|| DEFAULT_CONTAINER.to_owned());
-        let valid = (3..=63).contains(&container.len())
-            && container
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && !container.starts_with('-')
-            && !container.ends_with('-')
-            && !container.contains("--");
-        if !valid {
-            return Err(StateError::Config(format!(
-                "{ENV_STATE_CONTAINER}={container:?} is not a valid container name (3-63 of a-z, 0-9, single '-')"
-            )));
-        }
-        let mut url = Url::parse(service.trim()).map_err(|e| {
-            StateError::Config(format!("{ENV_WEBJOBS_BLOB_SERVICE_URI} is not a URL: {e}"))
-        })?;
-        url.path_segments_mut()
-            .map_err(|()| {
-                StateError::Config(format!(
-                    "{ENV_WEBJOBS_BLOB_SERVICE_URI} cannot be a base URL"
-                ))
-            })?
-            .pop_if_empty()
-            .push(&container);
-        Ok(Some(url))
     }
 
     /// The container URL.
@@ -423,78 +360,5 @@ impl StateStore for BlobStore {
             Err(e) if is_not_found(&e) => Ok(false),
             Err(e) => Err(blob_err(key, "delete", e)),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
-        move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| (*v).to_owned())
-        }
-    }
-
-    #[test]
-    fn url_from_env_prefers_explicit_container_url() {
-        let url = BlobStore::container_url_from(env(&[
-            (ENV_STATE_BLOB_URL, "https://a.blob.core.windows.net/state"),
-            (
-                ENV_WEBJOBS_BLOB_SERVICE_URI,
-                "https://b.blob.core.windows.net/",
-            ),
-        ]));
-        assert_eq!(
-            url.ok().flatten().map(|u| u.to_string()).as_deref(),
-            Some("https://a.blob.core.windows.net/state")
-        );
-    }
-
-    #[test]
-    fn url_from_env_builds_from_service_uri() {
-        let url = BlobStore::container_url_from(env(&[(
-            ENV_WEBJOBS_BLOB_SERVICE_URI,
-            "https://b.blob.core.windows.net/",
-        )]));
-        assert_eq!(
-            url.ok().flatten().map(|u| u.to_string()).as_deref(),
-            Some("https://b.blob.core.windows.net/entra-enrich-state")
-        );
-        let url = BlobStore::container_url_from(env(&[
-            (
-                ENV_WEBJOBS_BLOB_SERVICE_URI,
-                "https://b.blob.core.windows.net",
-            ),
-            (ENV_STATE_CONTAINER, "ckpt"),
-        ]));
-        assert_eq!(
-            url.ok().flatten().map(|u| u.to_string()).as_deref(),
-            Some("https://b.blob.core.windows.net/ckpt")
-        );
-    }
-
-    #[test]
-    fn url_from_env_rejects_bad_values() {
-        assert!(matches!(BlobStore::container_url_from(env(&[])), Ok(None)));
-        assert!(matches!(
-            BlobStore::container_url_from(env(&[(
-                ENV_STATE_BLOB_URL,
-                "https://a.blob.core.windows.net/"
-            )])),
-            Err(StateError::Config(_))
-        ));
-        assert!(matches!(
-            BlobStore::container_url_from(env(&[
-                (
-                    ENV_WEBJOBS_BLOB_SERVICE_URI,
-                    "https://b.blob.core.windows.net/"
-                ),
-                (ENV_STATE_CONTAINER, "Bad_Name"),
-            ])),
-            Err(StateError::Config(_))
-        ));
     }
 }

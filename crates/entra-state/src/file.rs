@@ -41,9 +41,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-/// Environment variable naming the CLI's state directory.
-pub const ENV_STATE_DIR: &str = "ENRICH_STATE_DIR";
-
 const LOCK_FILE: &str = ".entra-state.lock";
 const TEMP_PREFIX: &str = ".tmp-";
 
@@ -72,16 +69,6 @@ impl FileStore {
             root,
             mutex: Arc::new(Mutex::new(None)),
         })
-    }
-
-    /// A store rooted at `$ENRICH_STATE_DIR`; [`StateError::Config`] if it is unset or empty.
-    pub fn from_env() -> Result<Self, StateError> {
-        match std::env::var_os(ENV_STATE_DIR) {
-            Some(v) if !v.is_empty() => Self::new(PathBuf::from(v)),
-            _ => Err(StateError::Config(format!(
-                "{ENV_STATE_DIR} is not set; point it at a local directory for CLI state"
-            ))),
-        }
     }
 
     /// The directory this store writes to.

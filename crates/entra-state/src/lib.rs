@@ -11,6 +11,10 @@
 //!   append blobs. It uses the official `azure_storage_blob` crate and a token credential
 //!   (managed identity in production).
 //!
+//! The crate reads no settings: the app validates `ENRICH_STATE_DIR`, `ENRICH_STATE_BLOB_URL` and the
+//! host's storage setting with the rest of its configuration and passes the directory
+//! ([`FileStore::new`]) or the container URL ([`BlobStore::new`]).
+//!
 //! Keys are `/`-separated relative names such as `checkpoints/new-hire-watch.json` or
 //! `audit/<run-id>.jsonl`; see [`validate_key`] for the exact rules.
 //!
@@ -28,12 +32,9 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use std::fmt;
 
-pub use blob::{
-    BlobStore, BlobStoreOptions, DEFAULT_CONTAINER, ENV_STATE_BLOB_URL, ENV_STATE_CONTAINER,
-    ENV_WEBJOBS_BLOB_SERVICE_URI,
-};
+pub use blob::{BlobStore, BlobStoreOptions, DEFAULT_CONTAINER};
 pub use error::{KeyProblem, StateError};
-pub use file::{FileStore, ENV_STATE_DIR};
+pub use file::FileStore;
 pub use key::{validate_key, validate_prefix, MAX_KEY_LEN};
 
 /// An opaque version tag for a stored document.

@@ -242,17 +242,6 @@ async fn audit_line_survives_kill_9() {
     );
 }
 
-#[tokio::test]
-async fn from_env_requires_the_variable() {
-    // Only checks the error path's message; does not mutate the environment.
-    if std::env::var_os(entra_state::ENV_STATE_DIR).is_none() {
-        let err = FileStore::from_env().expect_err("unset must be an error");
-        assert!(err.to_string().contains("ENRICH_STATE_DIR"), "{err}");
-    } else {
-        assert!(FileStore::from_env().is_ok());
-    }
-}
-
 #[test]
 fn new_fails_early_when_the_path_is_a_file() {
     let dir = tempfile::tempdir().expect("tempdir");
