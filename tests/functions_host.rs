@@ -23,6 +23,10 @@ const RELAY_APP_ID: &str = "5b1a7c3e-2f4d-4e6a-9b8c-7d6e5f4a3b2c";
 const WORKFLOW: &str = "7a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7";
 const TASK: &str = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
 
+/// The tests that start two tenants (or time a resume) take turns, so that none of them runs on a
+/// machine the others saturate.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// A running custom handler plus the tenant behind it.
 struct Host {
     h: Harness,
@@ -577,6 +581,7 @@ async fn a_newly_synced_user_is_enriched_by_the_next_watch_invocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_watch_interrupted_mid_round_resumes_from_its_checkpoint() {
+    let _turn = HEAVY.lock().await;
     let (host, _azurite) = host_with_blob_state(tenant()).await;
     let ctx = &host.h.ctx;
     entra_enrich::handlers::watch::run_watch(ctx, Duration::from_secs(30))
@@ -865,6 +870,7 @@ impl azure_core::credentials::TokenCredential for AmbientIdentity {
 /// with no restart. (Before, the first failure was cached for the life of the worker.)
 #[tokio::test]
 async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
+    let _turn = HEAVY.lock().await;
     use std::sync::atomic::Ordering;
     let h = Harness::start(tenant(), &[]).await;
     let mut settings = caller_settings(&h.sandbox);
@@ -1040,6 +1046,7 @@ fn comparable(status: u16, body: &Value) -> Value {
 /// the same tenant (same seed).
 #[tokio::test]
 async fn lambda_and_functions_give_the_same_answers_to_the_same_inputs() {
+    let _turn = HEAVY.lock().await;
     use entra_enrich::adapters::lambda::LambdaApp;
     let cases = [
         Case::Health,
