@@ -241,36 +241,28 @@ impl Parser {
             Some(Tok::Ident(s)) if s == "true" => Ok(Lit::Bool(true)),
             Some(Tok::Ident(s)) if s == "false" => Ok(Lit::Bool(false)),
             Some(Tok::Ident(s)) if s == "null" => Ok(Lit::Null),
-            other => Err(FilterError::Syntax(format!(
-                "expected a literal, found {other:?}"
-            ))),
+            other => Err(expected("a literal", &other)),
         }
     }
     /// The next token as an identifier; `what` names it in the error.
     fn ident(&mut self, what: &str) -> Result<String, FilterError> {
         match self.next() {
             Some(Tok::Ident(s)) => Ok(s),
-            other => Err(FilterError::Syntax(format!(
-                "expected {what}, found {other:?}"
-            ))),
+            other => Err(expected(what, &other)),
         }
     }
     /// The next token as a string literal.
     fn string(&mut self) -> Result<String, FilterError> {
         match self.next() {
             Some(Tok::Str(s)) => Ok(s),
-            other => Err(FilterError::Syntax(format!(
-                "expected a string, found {other:?}"
-            ))),
+            other => Err(expected("a string", &other)),
         }
     }
     /// The next token as a number.
     fn number(&mut self) -> Result<i64, FilterError> {
         match self.next() {
             Some(Tok::Num(n)) => Ok(n),
-            other => Err(FilterError::Syntax(format!(
-                "expected a number, found {other:?}"
-            ))),
+            other => Err(expected("a number", &other)),
         }
     }
     /// `( expr )`, a function call, a lambda, or a comparison.
@@ -321,11 +313,7 @@ impl Parser {
         self.expect(Tok::Colon)?;
         match self.next() {
             Some(Tok::Ident(v)) if v == var => {}
-            other => {
-                return Err(FilterError::Syntax(format!(
-                    "expected {var}, found {other:?}"
-                )))
-            }
+            other => return Err(expected(&var, &other)),
         }
         if !self.keyword("eq") {
             return Err(FilterError::Unsupported(prop.to_string()));
@@ -366,6 +354,11 @@ impl Parser {
             other => Err(FilterError::Syntax(format!("unknown operator {other}"))),
         }
     }
+}
+
+/// `expected {what}, found {found:?}`, the parser's syntax error.
+fn expected(what: &str, found: &Option<Tok>) -> FilterError {
+    FilterError::Syntax(format!("expected {what}, found {found:?}"))
 }
 
 fn check_prop(p: &str) -> Result<(), FilterError> {
