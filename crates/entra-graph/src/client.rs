@@ -877,16 +877,7 @@ impl GraphClient {
                 "URL left the Graph origin",
             )));
         }
-        // A credential that hangs (an unreachable token endpoint) must not outlive the call.
-        let token = match tokio::time::timeout_at(deadline, self.token(&call.op)).await {
-            Ok(t) => t.map_err(Failure::local)?,
-            Err(_) => {
-                return Err(Failure::local(
-                    GraphError::new(GraphErrorKind::Timeout, call.op.clone())
-                        .with_message(Some("no access token before the deadline")),
-                ))
-            }
-        };
+        let token = self.token_before(call, deadline).await?;
         // A fresh GUID per request; Graph echoes it and logs it next to its own `request-id`
         // ("client-request-id … A client-generated GUID", <https://learn.microsoft.com/graph/best-practices-concept#reliability-and-support>).
         let client_request_id = uuid::Uuid::new_v4().to_string();
@@ -899,20 +890,7 @@ impl GraphClient {
             ));
         }
         let timeout = self.inner.request_timeout.min(remaining);
-        let mut req = self
-            .inner
-            .http
-            .request(call.method.clone(), call.url.clone())
-            .bearer_auth(token)
-            .header("client-request-id", &client_request_id)
-            .header("Accept", "application/json")
-            .header(USER_AGENT, &self.inner.user_agent)
-            .timeout(timeout);
-        if let Some(body) = &call.body {
-            req = req
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
-        }
+        let req = self.request(call, token, &client_request_id, timeout);
         self.inner.counters.requests.fetch_add(1, Ordering::Relaxed);
         if call.write_cost > 0 {
             self.inner
@@ -920,94 +898,54 @@ impl GraphClient {
                 .writes
                 .fetch_add(u64::from(call.write_cost), Ordering::Relaxed);
         }
-        let exchange = async {
-            let resp = req.send().await?;
-            let status = resp.status().as_u16();
-            let headers = resp.headers().clone();
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, headers, body))
-        };
-        let outcome = tokio::time::timeout(timeout, exchange).await;
-        let (status, headers, body) = match outcome {
-            Err(_) => {
-                return Err(Failure {
-                    error: GraphError::new(GraphErrorKind::Timeout, call.op.clone())
-                        .with_message(Some(&format!(
-                            "no complete answer within {} ms",
-                            timeout.as_millis()
-                        )))
-                        .with_ids(None, Some(client_request_id)),
-                    hint: None,
-                    maybe_delivered: true,
-                })
-            }
-            Ok(Err(e)) => {
-                let kind = if e.is_timeout() {
-                    GraphErrorKind::Timeout
-                } else {
-                    GraphErrorKind::Transport
-                };
-                // A failed connect means the request never left; anything later may have
-                // reached Graph.
-                let maybe_delivered = !e.is_connect();
-                return Err(Failure {
-                    error: GraphError::new(kind, call.op.clone())
-                        .with_message(Some(&error_chain(&e.without_url())))
-                        .with_ids(None, Some(client_request_id)),
-                    hint: None,
-                    maybe_delivered,
-                });
-            }
-            Ok(Ok(parts)) => parts,
-        };
-        let request_id = header_str(&headers, "request-id");
-        let echoed_crid = header_str(&headers, "client-request-id").unwrap_or(client_request_id);
-        tracing::debug!(
-            operation = %mask_emails_in(&call.op),
-            status,
-            request_id = request_id.as_deref().unwrap_or(""),
-            client_request_id = %echoed_crid,
-            "Graph answered"
-        );
-        if (200..300).contains(&status) {
-            return Ok(Reply { body });
-        }
-        let retry_after = header_str(&headers, "retry-after").and_then(|v| parse_retry_after(&v));
-        let err = error_from_parts(
-            &call.op,
-            status,
-            &body,
-            request_id,
-            Some(echoed_crid),
-            retry_after,
-            call.delta,
-        );
-        let hint = match status {
-            429 | 503 | 424 => retry_after,
-            _ => None,
-        };
-        Err(Failure {
-            error: err,
-            hint,
-            maybe_delivered: true,
-        })
+        let (status, headers, body) = exchange(req, timeout, &call.op, &client_request_id).await?;
+        reply_from(call, status, &headers, body, client_request_id)
     }
 
-    async fn run_batch_chunk(
+    /// The access token for `call`, unless the credential is still silent at `deadline`.
+    async fn token_before(&self, call: &Call, deadline: Instant) -> Result<String, Failure> {
+        // A credential that hangs (an unreachable token endpoint) must not outlive the call.
+        match tokio::time::timeout_at(deadline, self.token(&call.op)).await {
+            Ok(t) => t.map_err(Failure::local),
+            Err(_) => Err(Failure::local(
+                GraphError::new(GraphErrorKind::Timeout, call.op.clone())
+                    .with_message(Some("no access token before the deadline")),
+            )),
+        }
+    }
+
+    /// The HTTP request of one attempt at `call`.
+    fn request(
         &self,
-        mut pending: Vec<BatchItem>,
-    ) -> Vec<(usize, Result<(), GraphError>)> {
+        call: &Call,
+        token: String,
+        client_request_id: &str,
+        timeout: Duration,
+    ) -> reqwest::RequestBuilder {
+        let req = self
+            .inner
+            .http
+            .request(call.method.clone(), call.url.clone())
+            .bearer_auth(token)
+            .header("client-request-id", client_request_id)
+            .header("Accept", "application/json")
+            .header(USER_AGENT, &self.inner.user_agent)
+            .timeout(timeout);
+        match &call.body {
+            Some(body) => req
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.clone()),
+            None => req,
+        }
+    }
+
+    async fn run_batch_chunk(&self, mut pending: Vec<BatchItem>) -> ItemResults {
         let mut done = Vec::with_capacity(pending.len());
-        let policy = &self.inner.retry;
-        let max_attempts = policy.max_attempts.max(1);
         let mut deadline: Option<Instant> = None;
-        let op = "POST /$batch";
-        let batch_url = match self.url("/v1.0/$batch", op) {
+        let batch_url = match self.url("/v1.0/$batch", BATCH_OP) {
             Ok(u) => u,
             Err(e) => {
-                for item in pending {
-                    done.push((item.index, Err(self.failed(e.clone()))));
-                }
+                self.fail_all(pending, &e, &mut done);
                 return done;
             }
         };
@@ -1017,17 +955,15 @@ impl GraphClient {
                 .map(|p| p.not_before)
                 .min()
                 .unwrap_or_else(Instant::now);
-            if let Some(dl) = deadline {
-                if earliest >= dl {
-                    for item in pending.drain(..) {
-                        let err = item.last_error.unwrap_or_else(|| {
-                            GraphError::new(GraphErrorKind::Timeout, item_op())
-                                .with_message(Some("per-call deadline passed"))
-                        });
-                        done.push((item.index, Err(self.failed(err))));
-                    }
-                    break;
+            if deadline.is_some_and(|dl| earliest >= dl) {
+                for item in pending.drain(..) {
+                    let err = item.last_error.unwrap_or_else(|| {
+                        GraphError::new(GraphErrorKind::Timeout, item_op())
+                            .with_message(Some("per-call deadline passed"))
+                    });
+                    done.push((item.index, Err(self.failed(err))));
                 }
+                break;
             }
             tokio::time::sleep_until(earliest).await;
             let now = Instant::now();
@@ -1037,116 +973,222 @@ impl GraphClient {
             if ready.is_empty() {
                 continue;
             }
-            let requests: Vec<Value> = ready
-                .iter()
-                .map(|it| {
-                    json!({
-                        "id": it.batch_id,
-                        "method": "PATCH",
-                        "url": it.path,
-                        "headers": { "Content-Type": "application/json" },
-                        "body": it.body,
-                    })
-                })
-                .collect();
-            let body = match serde_json::to_vec(&json!({ "requests": requests })) {
-                Ok(b) => b,
-                Err(e) => {
-                    let err =
-                        GraphError::invalid_request(op, format!("batch did not serialize: {e}"));
+            match self.send_batch(&ready, &batch_url, &mut deadline).await {
+                // The envelope failed: so does each item, each counted (a failed `execute` has
+                // already counted one failure for the envelope).
+                Err(e) => self.fail_all(ready, &e, &mut done),
+                Ok(responses) => {
                     for item in ready {
-                        done.push((item.index, Err(self.failed(err.clone()))));
-                    }
-                    continue;
-                }
-            };
-            let cost = u32::try_from(ready.len()).unwrap_or(u32::MAX);
-            let call = Call {
-                op: op.to_string(),
-                method: Method::POST,
-                url: batch_url.clone(),
-                body: Some(body),
-                write_cost: cost,
-                delta: false,
-                idempotent: true,
-            };
-            let reply = match self.execute(call, &mut deadline).await {
-                Ok(r) => r,
-                Err(e) => {
-                    // `execute` already counted one failure for the envelope; count the items.
-                    for item in ready {
-                        done.push((item.index, Err(self.failed(e.clone()))));
-                    }
-                    continue;
-                }
-            };
-            let responses = parse_json(&reply.body, op).and_then(|v| {
-                v.get("responses")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .ok_or_else(|| {
-                        GraphError::new(GraphErrorKind::InvalidResponse, op)
-                            .with_message(Some("batch answer has no responses array"))
-                    })
-            });
-            let responses = match responses {
-                Ok(r) => r,
-                Err(e) => {
-                    for item in ready {
-                        done.push((item.index, Err(self.failed(e.clone()))));
-                    }
-                    continue;
-                }
-            };
-            for mut item in ready {
-                item.attempts += 1;
-                let answer = responses
-                    .iter()
-                    .find(|r| r.get("id").and_then(Value::as_str) == Some(item.batch_id.as_str()));
-                let (err, hint) = match answer {
-                    None => (
-                        GraphError::new(GraphErrorKind::Transient, item_op())
-                            .with_message(Some("no response for this item in the batch answer")),
-                        None,
-                    ),
-                    Some(r) => {
-                        let status = r
-                            .get("status")
-                            .and_then(Value::as_u64)
-                            .and_then(|s| u16::try_from(s).ok())
-                            .unwrap_or(0);
-                        if (200..300).contains(&status) {
-                            done.push((item.index, Ok(())));
-                            continue;
+                        if let Some(retry) = self.settle(item, &responses, deadline, &mut done) {
+                            pending.push(retry);
                         }
-                        batch_item_error(r, status)
                     }
-                };
-                if err.is_throttled() {
-                    self.inner
-                        .counters
-                        .throttled
-                        .fetch_add(1, Ordering::Relaxed);
                 }
-                let wait = hint.unwrap_or_else(|| policy.backoff(item.attempts.saturating_sub(1)));
-                if err.is_throttled() {
-                    self.inner.limiter.pause_for(wait);
-                }
-                let dl = deadline.unwrap_or_else(Instant::now);
-                if !err.is_transient()
-                    || item.attempts >= max_attempts
-                    || Instant::now() + wait >= dl
-                {
-                    done.push((item.index, Err(self.failed(err))));
-                    continue;
-                }
-                self.inner.counters.retried.fetch_add(1, Ordering::Relaxed);
-                item.not_before = Instant::now() + wait;
-                item.last_error = Some(err);
-                pending.push(item);
             }
         }
         done
+    }
+
+    /// Every item fails with `e` (each counted).
+    fn fail_all(&self, items: Vec<BatchItem>, e: &GraphError, done: &mut ItemResults) {
+        for item in items {
+            done.push((item.index, Err(self.failed(e.clone()))));
+        }
+    }
+
+    /// One `$batch` envelope of PATCHes for `ready`, with retries; its `responses` array.
+    async fn send_batch(
+        &self,
+        ready: &[BatchItem],
+        batch_url: &Url,
+        deadline: &mut Option<Instant>,
+    ) -> Result<Vec<Value>, GraphError> {
+        let requests: Vec<Value> = ready
+            .iter()
+            .map(|it| {
+                json!({
+                    "id": it.batch_id,
+                    "method": "PATCH",
+                    "url": it.path,
+                    "headers": { "Content-Type": "application/json" },
+                    "body": it.body,
+                })
+            })
+            .collect();
+        let body = serde_json::to_vec(&json!({ "requests": requests })).map_err(|e| {
+            GraphError::invalid_request(BATCH_OP, format!("batch did not serialize: {e}"))
+        })?;
+        let call = Call {
+            op: BATCH_OP.to_string(),
+            method: Method::POST,
+            url: batch_url.clone(),
+            body: Some(body),
+            write_cost: u32::try_from(ready.len()).unwrap_or(u32::MAX),
+            delta: false,
+            idempotent: true,
+        };
+        let reply = self.execute(call, deadline).await?;
+        let answer = parse_json(&reply.body, BATCH_OP)?;
+        array_field(
+            &answer,
+            "responses",
+            BATCH_OP,
+            "batch answer has no responses array",
+        )
+    }
+
+    /// Settles one item from the batch answer into `done`, or returns it (with its next
+    /// attempt time) when it is to be retried.
+    fn settle(
+        &self,
+        mut item: BatchItem,
+        responses: &[Value],
+        deadline: Option<Instant>,
+        done: &mut ItemResults,
+    ) -> Option<BatchItem> {
+        let policy = &self.inner.retry;
+        item.attempts += 1;
+        let answer = responses
+            .iter()
+            .find(|r| r.get("id").and_then(Value::as_str) == Some(item.batch_id.as_str()));
+        let (err, hint) = match answer {
+            None => (
+                GraphError::new(GraphErrorKind::Transient, item_op())
+                    .with_message(Some("no response for this item in the batch answer")),
+                None,
+            ),
+            Some(r) => {
+                let status = r
+                    .get("status")
+                    .and_then(Value::as_u64)
+                    .and_then(|s| u16::try_from(s).ok())
+                    .unwrap_or(0);
+                if (200..300).contains(&status) {
+                    done.push((item.index, Ok(())));
+                    return None;
+                }
+                batch_item_error(r, status)
+            }
+        };
+        if err.is_throttled() {
+            self.inner
+                .counters
+                .throttled
+                .fetch_add(1, Ordering::Relaxed);
+        }
+        let wait = hint.unwrap_or_else(|| policy.backoff(item.attempts.saturating_sub(1)));
+        if err.is_throttled() {
+            self.inner.limiter.pause_for(wait);
+        }
+        let dl = deadline.unwrap_or_else(Instant::now);
+        if !err.is_transient()
+            || item.attempts >= policy.max_attempts.max(1)
+            || Instant::now() + wait >= dl
+        {
+            done.push((item.index, Err(self.failed(err))));
+            return None;
+        }
+        self.inner.counters.retried.fetch_add(1, Ordering::Relaxed);
+        item.not_before = Instant::now() + wait;
+        item.last_error = Some(err);
+        Some(item)
+    }
+}
+
+/// The operation name of a `$batch` envelope.
+const BATCH_OP: &str = "POST /$batch";
+
+/// Per item of a batch chunk: its index and outcome.
+type ItemResults = Vec<(usize, Result<(), GraphError>)>;
+
+/// Sends `req` and reads the whole answer within `timeout`.
+async fn exchange(
+    req: reqwest::RequestBuilder,
+    timeout: Duration,
+    op: &str,
+    client_request_id: &str,
+) -> Result<(u16, HeaderMap, bytes::Bytes), Failure> {
+    let exchange = async {
+        let resp = req.send().await?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.bytes().await?;
+        Ok::<_, reqwest::Error>((status, headers, body))
+    };
+    match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Err(Failure {
+            error: GraphError::new(GraphErrorKind::Timeout, op)
+                .with_message(Some(&format!(
+                    "no complete answer within {} ms",
+                    timeout.as_millis()
+                )))
+                .with_ids(None, Some(client_request_id.to_string())),
+            hint: None,
+            maybe_delivered: true,
+        }),
+        Ok(Err(e)) => {
+            let kind = if e.is_timeout() {
+                GraphErrorKind::Timeout
+            } else {
+                GraphErrorKind::Transport
+            };
+            // A failed connect means the request never left; anything later may have
+            // reached Graph.
+            let maybe_delivered = !e.is_connect();
+            Err(Failure {
+                error: GraphError::new(kind, op)
+                    .with_message(Some(&error_chain(&e.without_url())))
+                    .with_ids(None, Some(client_request_id.to_string())),
+                hint: None,
+                maybe_delivered,
+            })
+        }
+        Ok(Ok(parts)) => Ok(parts),
+    }
+}
+
+/// A 2xx answer as the reply; anything else as a typed error with its wait hint.
+fn reply_from(
+    call: &Call,
+    status: u16,
+    headers: &HeaderMap,
+    body: bytes::Bytes,
+    client_request_id: String,
+) -> Result<Reply, Failure> {
+    let request_id = header_str(headers, "request-id");
+    let echoed_crid = header_str(headers, "client-request-id").unwrap_or(client_request_id);
+    tracing::debug!(
+        operation = %mask_emails_in(&call.op),
+        status,
+        request_id = request_id.as_deref().unwrap_or(""),
+        client_request_id = %echoed_crid,
+        "Graph answered"
+    );
+    if (200..300).contains(&status) {
+        return Ok(Reply { body });
+    }
+    let retry_after = header_str(headers, "retry-after").and_then(|v| parse_retry_after(&v));
+    let err = error_from_parts(
+        &call.op,
+        status,
+        &body,
+        request_id,
+        Some(echoed_crid),
+        retry_after,
+        call.delta,
+    );
+    Err(Failure {
+        error: err,
+        hint: retry_hint(status, retry_after),
+        maybe_delivered: true,
+    })
+}
+
+/// The wait a non-2xx answer asks for: its `Retry-After`, on 429, 503 and 424 only.
+fn retry_hint(status: u16, retry_after: Option<Duration>) -> Option<Duration> {
+    match status {
+        429 | 503 | 424 => retry_after,
+        _ => None,
     }
 }
 
@@ -1214,11 +1256,7 @@ fn batch_item_error(r: &Value, status: u16) -> (GraphError, Option<Duration>) {
     } else {
         err
     };
-    let hint = match status {
-        429 | 503 | 424 => retry_after,
-        _ => None,
-    };
-    (err, hint)
+    (err, retry_hint(status, retry_after))
 }
 
 /// Maps a non-2xx answer to a typed error, reading Graph's error body
@@ -1304,12 +1342,21 @@ fn parse_json(body: &[u8], op: &str) -> Result<Value, GraphError> {
 }
 
 fn value_array(body: &Value, op: &str) -> Result<Vec<Value>, GraphError> {
-    body.get("value")
+    array_field(body, "value", op, "answer has no `value` array")
+}
+
+/// The array `body[field]`, or an invalid-response error saying `missing`.
+fn array_field(
+    body: &Value,
+    field: &str,
+    op: &str,
+    missing: &str,
+) -> Result<Vec<Value>, GraphError> {
+    body.get(field)
         .and_then(Value::as_array)
         .cloned()
         .ok_or_else(|| {
-            GraphError::new(GraphErrorKind::InvalidResponse, op)
-                .with_message(Some("answer has no `value` array"))
+            GraphError::new(GraphErrorKind::InvalidResponse, op).with_message(Some(missing))
         })
 }
 

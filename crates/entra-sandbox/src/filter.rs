@@ -241,11 +241,31 @@ impl Parser {
             Some(Tok::Ident(s)) if s == "true" => Ok(Lit::Bool(true)),
             Some(Tok::Ident(s)) if s == "false" => Ok(Lit::Bool(false)),
             Some(Tok::Ident(s)) if s == "null" => Ok(Lit::Null),
-            other => Err(FilterError::Syntax(format!(
-                "expected a literal, found {other:?}"
-            ))),
+            other => Err(expected("a literal", &other)),
         }
     }
+    /// The next token as an identifier; `what` names it in the error.
+    fn ident(&mut self, what: &str) -> Result<String, FilterError> {
+        match self.next() {
+            Some(Tok::Ident(s)) => Ok(s),
+            other => Err(expected(what, &other)),
+        }
+    }
+    /// The next token as a string literal.
+    fn string(&mut self) -> Result<String, FilterError> {
+        match self.next() {
+            Some(Tok::Str(s)) => Ok(s),
+            other => Err(expected("a string", &other)),
+        }
+    }
+    /// The next token as a number.
+    fn number(&mut self) -> Result<i64, FilterError> {
+        match self.next() {
+            Some(Tok::Num(n)) => Ok(n),
+            other => Err(expected("a number", &other)),
+        }
+    }
+    /// `( expr )`, a function call, a lambda, or a comparison.
     fn primary(&mut self) -> Result<Expr, FilterError> {
         match self.next() {
             Some(Tok::LParen) => {
@@ -259,112 +279,86 @@ impl Parser {
                     && self.peek() == Some(&Tok::LParen)
                 {
                     self.pos += 1;
-                    let prop = match self.next() {
-                        Some(Tok::Ident(p)) => p,
-                        other => {
-                            return Err(FilterError::Syntax(format!(
-                                "expected a property, found {other:?}"
-                            )))
-                        }
-                    };
-                    self.expect(Tok::Comma)?;
-                    let v = match self.next() {
-                        Some(Tok::Str(s)) => s,
-                        other => {
-                            return Err(FilterError::Syntax(format!(
-                                "expected a string, found {other:?}"
-                            )))
-                        }
-                    };
-                    self.expect(Tok::RParen)?;
-                    check_prop(&prop)?;
-                    return Ok(if lname == "startswith" {
-                        Expr::StartsWith(prop, v)
-                    } else {
-                        Expr::EndsWith(prop, v)
-                    });
+                    return self.string_function(lname == "startswith");
                 }
                 if let Some(prop) = name.strip_suffix("/any") {
-                    // otherMails/any(x:x eq 'v')
-                    self.expect(Tok::LParen)?;
-                    let var = match self.next() {
-                        Some(Tok::Ident(v)) => v,
-                        other => {
-                            return Err(FilterError::Syntax(format!(
-                                "expected a lambda variable, found {other:?}"
-                            )))
-                        }
-                    };
-                    self.expect(Tok::Colon)?;
-                    match self.next() {
-                        Some(Tok::Ident(v)) if v == var => {}
-                        other => {
-                            return Err(FilterError::Syntax(format!(
-                                "expected {var}, found {other:?}"
-                            )))
-                        }
-                    }
-                    if !self.keyword("eq") {
-                        return Err(FilterError::Unsupported(prop.to_string()));
-                    }
-                    self.pos += 1;
-                    let v = match self.next() {
-                        Some(Tok::Str(s)) => s,
-                        other => {
-                            return Err(FilterError::Syntax(format!(
-                                "expected a string, found {other:?}"
-                            )))
-                        }
-                    };
-                    self.expect(Tok::RParen)?;
-                    check_prop(prop)?;
-                    return Ok(Expr::AnyEq(prop.to_string(), v));
+                    return self.any_eq(prop);
                 }
-                let op = match self.next() {
-                    Some(Tok::Ident(op)) => op.to_ascii_lowercase(),
-                    other => {
-                        return Err(FilterError::Syntax(format!(
-                            "expected an operator, found {other:?}"
-                        )))
-                    }
-                };
+                let op = self.ident("an operator")?.to_ascii_lowercase();
                 if let Some(prop) = name.strip_suffix("/$count") {
-                    check_prop(prop)?;
-                    let n = match self.next() {
-                        Some(Tok::Num(n)) => n,
-                        other => {
-                            return Err(FilterError::Syntax(format!(
-                                "expected a number, found {other:?}"
-                            )))
-                        }
-                    };
-                    return match op.as_str() {
-                        "eq" => Ok(Expr::Count(prop.to_string(), true, n)),
-                        "ne" => Ok(Expr::Count(prop.to_string(), false, n)),
-                        _ => Err(FilterError::Unsupported(prop.to_string())),
-                    };
+                    return self.count(prop, &op);
                 }
-                check_prop(&name)?;
-                match op.as_str() {
-                    "eq" => Ok(Expr::Eq(name, self.literal()?)),
-                    "ne" => Ok(Expr::Ne(name, self.literal()?)),
-                    "in" => {
-                        self.expect(Tok::LParen)?;
-                        let mut items = vec![self.literal()?];
-                        while self.peek() == Some(&Tok::Comma) {
-                            self.pos += 1;
-                            items.push(self.literal()?);
-                        }
-                        self.expect(Tok::RParen)?;
-                        Ok(Expr::In(name, items))
-                    }
-                    "ge" | "le" | "gt" | "lt" | "has" => Err(FilterError::Unsupported(name)),
-                    other => Err(FilterError::Syntax(format!("unknown operator {other}"))),
-                }
+                self.comparison(name, &op)
             }
             other => Err(FilterError::Syntax(format!("unexpected token {other:?}"))),
         }
     }
+    /// `startswith(prop, 'v')` / `endswith(prop, 'v')`, after the opening parenthesis.
+    fn string_function(&mut self, starts: bool) -> Result<Expr, FilterError> {
+        let prop = self.ident("a property")?;
+        self.expect(Tok::Comma)?;
+        let v = self.string()?;
+        self.expect(Tok::RParen)?;
+        check_prop(&prop)?;
+        Ok(if starts {
+            Expr::StartsWith(prop, v)
+        } else {
+            Expr::EndsWith(prop, v)
+        })
+    }
+    /// `otherMails/any(x:x eq 'v')`, after `prop/any`.
+    fn any_eq(&mut self, prop: &str) -> Result<Expr, FilterError> {
+        self.expect(Tok::LParen)?;
+        let var = self.ident("a lambda variable")?;
+        self.expect(Tok::Colon)?;
+        match self.next() {
+            Some(Tok::Ident(v)) if v == var => {}
+            other => return Err(expected(&var, &other)),
+        }
+        if !self.keyword("eq") {
+            return Err(FilterError::Unsupported(prop.to_string()));
+        }
+        self.pos += 1;
+        let v = self.string()?;
+        self.expect(Tok::RParen)?;
+        check_prop(prop)?;
+        Ok(Expr::AnyEq(prop.to_string(), v))
+    }
+    /// `prop/$count eq n` / `ne n`, after the operator.
+    fn count(&mut self, prop: &str, op: &str) -> Result<Expr, FilterError> {
+        check_prop(prop)?;
+        let n = self.number()?;
+        match op {
+            "eq" => Ok(Expr::Count(prop.to_string(), true, n)),
+            "ne" => Ok(Expr::Count(prop.to_string(), false, n)),
+            _ => Err(FilterError::Unsupported(prop.to_string())),
+        }
+    }
+    /// `prop eq|ne literal` or `prop in (literal, ...)`, after the operator.
+    fn comparison(&mut self, name: String, op: &str) -> Result<Expr, FilterError> {
+        check_prop(&name)?;
+        match op {
+            "eq" => Ok(Expr::Eq(name, self.literal()?)),
+            "ne" => Ok(Expr::Ne(name, self.literal()?)),
+            "in" => {
+                self.expect(Tok::LParen)?;
+                let mut items = vec![self.literal()?];
+                while self.peek() == Some(&Tok::Comma) {
+                    self.pos += 1;
+                    items.push(self.literal()?);
+                }
+                self.expect(Tok::RParen)?;
+                Ok(Expr::In(name, items))
+            }
+            "ge" | "le" | "gt" | "lt" | "has" => Err(FilterError::Unsupported(name)),
+            other => Err(FilterError::Syntax(format!("unknown operator {other}"))),
+        }
+    }
+}
+
+/// `expected {what}, found {found:?}`, the parser's syntax error.
+fn expected(what: &str, found: &Option<Tok>) -> FilterError {
+    FilterError::Syntax(format!("expected {what}, found {found:?}"))
 }
 
 fn check_prop(p: &str) -> Result<(), FilterError> {

@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 
 use crate::filter::{self, Expr, FilterError};
 use crate::http::{SandboxRequest, SandboxResponse};
-use crate::state::{graph_error, json_bytes, set_header, Ctx, DeltaCursor, State};
+use crate::state::{graph_error, json_bytes, set_header, Ctx, DeltaCursor, Inner, State};
+use crate::store::StoredUser;
 use crate::tenant::is_iso_alpha2;
 
 /// Properties returned when no `$select` is given
@@ -806,201 +807,245 @@ fn delta(state: &State, q: &Query, ctx: &Ctx) -> SandboxResponse {
         .get("$deltatoken")
         .is_some_and(|t| t.eq_ignore_ascii_case("latest"));
     let mut g = state.lock();
-    let lifetime = DELTA_TOKEN_LIFETIME.div_f64(state.time_scale.max(f64::MIN_POSITIVE));
     let cursor = match token {
-        Some(_) if is_latest => {
-            let select = match parse_select(q, ctx) {
-                Ok(s) => s,
-                Err(e) => return e,
-            };
-            let seq = g.dir.seq();
-            let cur = DeltaCursor {
-                since: seq,
-                upto: seq,
-                select: select.clone(),
-                filter: None,
-                after: None,
-                top: 100,
-            };
-            let tok = state.new_token(&mut g, cur);
-            let body = json!({
-                "@odata.context": context_url(state, select.as_deref(), ""),
-                "@odata.deltaLink": format!("{}/v1.0/users/delta?$deltatoken={tok}", state.base_url),
-                "value": [],
-            });
-            return SandboxResponse::json(StatusCode::OK, &body);
-        }
-        Some(t) => match g.tokens.get(t) {
-            None => {
-                // Unknown token: 400 syncStateNotFound (delta-query-overview: "40X-series error with
-                // error codes such as syncStateNotFound").
-                return graph_error(
-                    StatusCode::BAD_REQUEST,
-                    "syncStateNotFound",
-                    "The sync state could not be found. Restart the synchronization with a new delta request.",
-                    ctx,
-                );
-            }
-            Some(e) if e.expired || e.issued.elapsed() > lifetime => {
-                // Expired token: 410 Gone + Location to restart the full sync (delta-query-overview,
-                // "synchronization reset"), code syncStateNotFound.
-                let sel = e
-                    .cursor
-                    .select
-                    .as_ref()
-                    .map(|s| format!("?$select={}", s.join(",")))
-                    .unwrap_or_default();
-                let mut r = graph_error(
-                    StatusCode::GONE,
-                    "syncStateNotFound",
-                    "The sync state has expired. Restart the synchronization with a new delta request.",
-                    ctx,
-                );
-                set_header(
-                    &mut r,
-                    "location",
-                    &format!("{}/v1.0/users/delta{sel}", state.base_url),
-                );
-                return r;
-            }
-            Some(e) => {
-                let mut c = e.cursor.clone();
-                if q.get("$deltatoken").is_some() {
-                    // A new round from the deltaLink.
-                    c.since = c.upto;
-                    c.upto = g.dir.seq();
-                    c.after = None;
-                }
-                c
-            }
-        },
-        None => {
-            let r = (|| {
-                let select = parse_select(q, ctx)?;
-                let filter = match q.get("$filter") {
-                    None => None,
-                    Some(_) => {
-                        let f = parse_filter(q, ctx, false)?;
-                        // Only `id eq` (or `or` of them) is supported on users/delta.
-                        fn only_ids(e: &Expr) -> bool {
-                            match e {
-                                Expr::Or(a, b) => only_ids(a) && only_ids(b),
-                                Expr::Eq(p, _) => p == "id",
-                                _ => false,
-                            }
-                        }
-                        if f.as_ref().is_some_and(|f| !only_ids(f)) {
-                            return Err(bad(
-                                ctx,
-                                "Request_UnsupportedQuery",
-                                "Unsupported query filter for delta; only 'id eq' is supported.",
-                            ));
-                        }
-                        f
-                    }
-                };
-                let top = parse_top(q, ctx, 100)?;
-                Ok((select, filter, top))
-            })();
-            let (select, filter, top) = match r {
-                Ok(x) => x,
-                Err(e) => return e,
-            };
-            DeltaCursor {
-                since: 0,
-                upto: g.dir.seq(),
-                select,
-                filter,
-                after: None,
-                top,
-            }
-        }
+        Some(_) if is_latest => return delta_latest(state, &mut g, q, ctx),
+        Some(t) => delta_resume_cursor(state, &g, t, q, ctx),
+        None => delta_first_cursor(&g, q, ctx),
     };
-    let since = cursor.since;
-    let users = g.dir.users();
+    let cursor = match cursor {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let page = delta_page(&g, &cursor);
+    let body = delta_body(state, &mut g, &cursor, page);
+    drop(g);
+    json_bytes(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+/// `{base}/v1.0/users/delta?{param}={tok}`: a nextLink (`$skiptoken`) or deltaLink (`$deltatoken`).
+fn delta_link(state: &State, param: &str, tok: &str) -> String {
+    format!("{}/v1.0/users/delta?{param}={tok}", state.base_url)
+}
+
+/// `$deltatoken=latest`: an empty page whose deltaLink starts from the current state.
+fn delta_latest(state: &State, g: &mut Inner, q: &Query, ctx: &Ctx) -> SandboxResponse {
+    let select = match parse_select(q, ctx) {
+        Ok(s) => s,
+        Err(e) => return e,
+    };
+    let seq = g.dir.seq();
+    let cur = DeltaCursor {
+        since: seq,
+        upto: seq,
+        select: select.clone(),
+        filter: None,
+        after: None,
+        top: 100,
+    };
+    let tok = state.new_token(g, cur);
+    let body = json!({
+        "@odata.context": context_url(state, select.as_deref(), ""),
+        "@odata.deltaLink": delta_link(state, "$deltatoken", &tok),
+        "value": [],
+    });
+    SandboxResponse::json(StatusCode::OK, &body)
+}
+
+/// The cursor behind a `$skiptoken` (next page) or `$deltatoken` (next round) issued earlier.
+fn delta_resume_cursor(
+    state: &State,
+    g: &Inner,
+    token: &str,
+    q: &Query,
+    ctx: &Ctx,
+) -> Result<DeltaCursor, SandboxResponse> {
+    let lifetime = DELTA_TOKEN_LIFETIME.div_f64(state.time_scale.max(f64::MIN_POSITIVE));
+    match g.tokens.get(token) {
+        None => {
+            // Unknown token: 400 syncStateNotFound (delta-query-overview: "40X-series error with
+            // error codes such as syncStateNotFound").
+            Err(graph_error(
+                StatusCode::BAD_REQUEST,
+                "syncStateNotFound",
+                "The sync state could not be found. Restart the synchronization with a new delta request.",
+                ctx,
+            ))
+        }
+        Some(e) if e.expired || e.issued.elapsed() > lifetime => {
+            Err(delta_expired(state, &e.cursor, ctx))
+        }
+        Some(e) => {
+            let mut c = e.cursor.clone();
+            if q.get("$deltatoken").is_some() {
+                // A new round from the deltaLink.
+                c.since = c.upto;
+                c.upto = g.dir.seq();
+                c.after = None;
+            }
+            Ok(c)
+        }
+    }
+}
+
+/// Expired token: 410 Gone + Location to restart the full sync (delta-query-overview,
+/// "synchronization reset"), code syncStateNotFound.
+fn delta_expired(state: &State, cursor: &DeltaCursor, ctx: &Ctx) -> SandboxResponse {
+    let sel = cursor
+        .select
+        .as_ref()
+        .map(|s| format!("?$select={}", s.join(",")))
+        .unwrap_or_default();
+    let mut r = graph_error(
+        StatusCode::GONE,
+        "syncStateNotFound",
+        "The sync state has expired. Restart the synchronization with a new delta request.",
+        ctx,
+    );
+    set_header(
+        &mut r,
+        "location",
+        &format!("{}/v1.0/users/delta{sel}", state.base_url),
+    );
+    r
+}
+
+/// The cursor of a first delta request (no token): a full sync up to the current state.
+fn delta_first_cursor(g: &Inner, q: &Query, ctx: &Ctx) -> Result<DeltaCursor, SandboxResponse> {
+    let select = parse_select(q, ctx)?;
+    let filter = delta_filter(q, ctx)?;
+    let top = parse_top(q, ctx, 100)?;
+    Ok(DeltaCursor {
+        since: 0,
+        upto: g.dir.seq(),
+        select,
+        filter,
+        after: None,
+        top,
+    })
+}
+
+/// `$filter` on users/delta: only `id eq` (or `or` of them) is supported.
+fn delta_filter(q: &Query, ctx: &Ctx) -> Result<Option<Expr>, SandboxResponse> {
+    if q.get("$filter").is_none() {
+        return Ok(None);
+    }
+    let f = parse_filter(q, ctx, false)?;
+    if f.as_ref().is_some_and(|f| !only_ids(f)) {
+        return Err(bad(
+            ctx,
+            "Request_UnsupportedQuery",
+            "Unsupported query filter for delta; only 'id eq' is supported.",
+        ));
+    }
+    Ok(f)
+}
+
+/// Whether a filter is `id eq` or an `or` of them.
+fn only_ids(e: &Expr) -> bool {
+    match e {
+        Expr::Or(a, b) => only_ids(a) && only_ids(b),
+        Expr::Eq(p, _) => p == "id",
+        _ => false,
+    }
+}
+
+/// One page of delta results: the records, the id of the last user on it, and whether more follow.
+struct DeltaPage {
+    value: Vec<Value>,
+    last: Option<String>,
+    more: bool,
+}
+
+/// Collects up to `cursor.top` changed users after `cursor.after`; on the last page of a round
+/// (not a full sync) the removals follow.
+fn delta_page(g: &Inner, cursor: &DeltaCursor) -> DeltaPage {
     let start = cursor
         .after
         .as_deref()
         .map(|a| g.dir.position_after(a))
         .unwrap_or(0);
-    let qualifies = |u: &crate::store::StoredUser| -> bool {
-        if cursor
-            .filter
-            .as_ref()
-            .is_some_and(|f| !filter::eval(f, &u.props))
-        {
-            return false;
-        }
-        if since == 0 || u.created_seq > since {
-            return true;
-        }
-        match &cursor.select {
-            None => u.changed_seq > since,
-            Some(sel) => sel
-                .iter()
-                .any(|p| u.prop_seq.get(p).is_some_and(|s| *s > since)),
-        }
+    let mut page = DeltaPage {
+        value: Vec::new(),
+        last: None,
+        more: false,
     };
-    let mut page = Vec::new();
-    let mut last = None;
-    let mut more = false;
-    for u in users.iter().skip(start) {
-        if qualifies(u) {
-            if page.len() == cursor.top {
-                more = true;
+    for u in g.dir.users().iter().skip(start) {
+        if delta_qualifies(cursor, u) {
+            if page.value.len() == cursor.top {
+                page.more = true;
                 break;
             }
-            page.push(project(&u.props, cursor.select.as_deref(), true));
-            last = Some(u.id.clone());
+            page.value
+                .push(project(&u.props, cursor.select.as_deref(), true));
+            page.last = Some(u.id.clone());
         }
     }
-    if !more && since > 0 {
-        for t in g.dir.tombstones() {
-            let wanted = cursor.filter.as_ref().is_none_or(|f| {
-                let mut m = Map::new();
-                m.insert("id".into(), Value::String(t.id.clone()));
-                filter::eval(f, &m)
-            });
-            if t.seq > since && wanted {
-                page.push(json!({"id": t.id, "@removed": {"reason": t.reason}}));
-            }
+    if !page.more && cursor.since > 0 {
+        push_removed(g, cursor, &mut page.value);
+    }
+    page
+}
+
+/// Whether a user belongs in this round: it matches the filter and was created after `since`,
+/// or changed after it (only the selected properties count when there is a `$select`).
+fn delta_qualifies(cursor: &DeltaCursor, u: &StoredUser) -> bool {
+    let since = cursor.since;
+    if cursor
+        .filter
+        .as_ref()
+        .is_some_and(|f| !filter::eval(f, &u.props))
+    {
+        return false;
+    }
+    if since == 0 || u.created_seq > since {
+        return true;
+    }
+    match &cursor.select {
+        None => u.changed_seq > since,
+        Some(sel) => sel
+            .iter()
+            .any(|p| u.prop_seq.get(p).is_some_and(|s| *s > since)),
+    }
+}
+
+/// Appends `{"id", "@removed": {"reason"}}` for each user removed after `cursor.since` that the
+/// filter (on `id`) wants.
+fn push_removed(g: &Inner, cursor: &DeltaCursor, page: &mut Vec<Value>) {
+    for t in g.dir.tombstones() {
+        let wanted = cursor.filter.as_ref().is_none_or(|f| {
+            let mut m = Map::new();
+            m.insert("id".into(), Value::String(t.id.clone()));
+            filter::eval(f, &m)
+        });
+        if t.seq > cursor.since && wanted {
+            page.push(json!({"id": t.id, "@removed": {"reason": t.reason}}));
         }
     }
-    let select = cursor.select.clone();
+}
+
+/// The response body: the page with a nextLink when more follow, else a deltaLink for the next
+/// round.
+fn delta_body(state: &State, g: &mut Inner, cursor: &DeltaCursor, page: DeltaPage) -> Value {
     let mut body = Map::new();
     body.insert(
         "@odata.context".into(),
-        Value::String(context_url(state, select.as_deref(), "")),
+        Value::String(context_url(state, cursor.select.as_deref(), "")),
     );
-    if more {
-        let mut next = cursor.clone();
-        next.after = last;
-        let tok = state.new_token(&mut g, next);
-        body.insert(
-            "@odata.nextLink".into(),
-            json!(format!(
-                "{}/v1.0/users/delta?$skiptoken={tok}",
-                state.base_url
-            )),
-        );
+    let mut next = cursor.clone();
+    let (key, param) = if page.more {
+        next.after = page.last;
+        ("@odata.nextLink", "$skiptoken")
     } else {
-        let mut next = cursor.clone();
         next.after = None;
-        let tok = state.new_token(&mut g, next);
-        body.insert(
-            "@odata.deltaLink".into(),
-            json!(format!(
-                "{}/v1.0/users/delta?$deltatoken={tok}",
-                state.base_url
-            )),
-        );
-    }
-    body.insert("value".into(), Value::Array(page));
-    drop(g);
-    json_bytes(
-        StatusCode::OK,
-        serde_json::to_vec(&Value::Object(body)).unwrap_or_default(),
-    )
+        ("@odata.deltaLink", "$deltatoken")
+    };
+    let tok = state.new_token(g, next);
+    body.insert(key.into(), json!(delta_link(state, param, &tok)));
+    body.insert("value".into(), Value::Array(page.value));
+    Value::Object(body)
 }
 
 pub(crate) const LCW_APP_ROLE: &str = LCW_ROLE;

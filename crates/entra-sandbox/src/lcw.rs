@@ -6,12 +6,15 @@
 //! A second resume of the same result is NOT DOCUMENTED by Microsoft; the sandbox answers
 //! `SandboxOptions::second_resume_status` (default 400 `BadRequest`).
 
+// Helpers return ready Graph error responses as their `Err`.
+#![allow(clippy::result_large_err)]
+
 use http::StatusCode;
 use serde_json::Value;
 
 use crate::graph::{DENIED, LCW_APP_ROLE};
 use crate::http::{SandboxRequest, SandboxResponse};
-use crate::state::{graph_error, Ctx, ResumeRecord, State};
+use crate::state::{graph_error, Ctx, Inner, ResumeRecord, State};
 
 pub(crate) fn resume(
     state: &State,
@@ -24,6 +27,39 @@ pub(crate) fn resume(
 ) -> SandboxResponse {
     let mut g = state.lock();
     g.counters.resumes += 1;
+    let app = match authorized_caller(&g, ctx) {
+        Ok(app) => app,
+        Err(r) => return r,
+    };
+    let key = (wid.to_string(), tid.to_string(), rid.to_string());
+    let Some(previous) = g.task_results.get(&key).map(Vec::len) else {
+        return graph_error(
+            StatusCode::NOT_FOUND,
+            "ResourceNotFound",
+            &format!("The taskProcessingResult '{rid}' of task '{tid}' in workflow '{wid}' was not found."),
+            ctx,
+        );
+    };
+    let (body, status) = match parse_callback(req, ctx) {
+        Ok(parsed) => parsed,
+        Err(r) => return r,
+    };
+    if previous > 0 {
+        if let Some(r) = second_resume_refusal(g.second_resume_status, rid, ctx) {
+            return r;
+        }
+    }
+    let rec = resume_record(&key, status, body, app, version);
+    if let Some(v) = g.task_results.get_mut(&key) {
+        v.push(rec);
+    }
+    g.counters.writes += 1;
+    SandboxResponse::empty(StatusCode::NO_CONTENT)
+}
+
+/// The caller's app id when it holds the application role or is one of the extension's
+/// `authorizedApps`; else 403.
+fn authorized_caller(g: &Inner, ctx: &Ctx) -> Result<String, SandboxResponse> {
     let (app, has_role) = match &ctx.caller {
         Some(c) => (c.app_id.clone(), c.has_role(LCW_APP_ROLE)),
         None => (String::new(), false),
@@ -34,76 +70,74 @@ pub(crate) fn resume(
             .iter()
             .any(|a| a.eq_ignore_ascii_case(&app))
     {
-        return graph_error(
+        return Err(graph_error(
             StatusCode::FORBIDDEN,
             "Authorization_RequestDenied",
             DENIED,
             ctx,
-        );
+        ));
     }
-    let key = (wid.to_string(), tid.to_string(), rid.to_string());
-    let Some(previous) = g.task_results.get(&key).map(Vec::len) else {
-        return graph_error(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            &format!("The taskProcessingResult '{rid}' of task '{tid}' in workflow '{wid}' was not found."),
-            ctx,
-        );
-    };
+    Ok(app)
+}
+
+/// The callback body (a JSON object) and its `data.operationStatus`.
+fn parse_callback(req: &SandboxRequest, ctx: &Ctx) -> Result<(Value, String), SandboxResponse> {
+    let bad = |msg: &str| graph_error(StatusCode::BAD_REQUEST, "BadRequest", msg, ctx);
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v @ Value::Object(_)) => v,
-        _ => {
-            return graph_error(
-                StatusCode::BAD_REQUEST,
-                "BadRequest",
-                "Invalid request body.",
-                ctx,
-            )
-        }
+        _ => return Err(bad("Invalid request body.")),
     };
-    let data = body.get("data");
     // operationStatus ∈ completed | failed | unknownFutureValue
     // (https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensioncallbackdata).
-    let Some(status) = data
+    let Some(status) = body
+        .get("data")
         .and_then(|d| d.get("operationStatus"))
         .and_then(Value::as_str)
         .map(str::to_string)
     else {
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            "data.operationStatus is required.",
-            ctx,
-        );
+        return Err(bad("data.operationStatus is required."));
     };
     if !["completed", "failed"]
         .iter()
         .any(|s| s.eq_ignore_ascii_case(&status))
     {
-        return graph_error(
-            StatusCode::BAD_REQUEST,
-            "BadRequest",
-            &format!("Invalid value '{status}' for data.operationStatus."),
-            ctx,
-        );
+        return Err(bad(&format!(
+            "Invalid value '{status}' for data.operationStatus."
+        )));
     }
-    if previous > 0 {
-        let st = StatusCode::from_u16(g.second_resume_status).unwrap_or(StatusCode::BAD_REQUEST);
-        if st != StatusCode::NO_CONTENT {
-            let code = if st == StatusCode::CONFLICT {
-                "Conflict"
-            } else {
-                "BadRequest"
-            };
-            return graph_error(
-                st,
-                code,
-                &format!("The taskProcessingResult '{rid}' has already been resumed."),
-                ctx,
-            );
-        }
+    Ok((body, status))
+}
+
+/// The answer to a second resume of one result (NOT DOCUMENTED, see the module comment): `None`
+/// when the configured status is 204, else that status as a Graph error.
+fn second_resume_refusal(configured: u16, rid: &str, ctx: &Ctx) -> Option<SandboxResponse> {
+    let st = StatusCode::from_u16(configured).unwrap_or(StatusCode::BAD_REQUEST);
+    if st == StatusCode::NO_CONTENT {
+        return None;
     }
-    let status_reasons = data
+    let code = if st == StatusCode::CONFLICT {
+        "Conflict"
+    } else {
+        "BadRequest"
+    };
+    Some(graph_error(
+        st,
+        code,
+        &format!("The taskProcessingResult '{rid}' has already been resumed."),
+        ctx,
+    ))
+}
+
+/// The record of an accepted resume call.
+fn resume_record(
+    key: &(String, String, String),
+    operation_status: String,
+    body: Value,
+    caller_app_id: String,
+    version: &str,
+) -> ResumeRecord {
+    let status_reasons = body
+        .get("data")
         .and_then(|d| d.get("statusReasons"))
         .and_then(Value::as_array)
         .map(|a| {
@@ -111,24 +145,17 @@ pub(crate) fn resume(
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect()
         });
-    let rec = ResumeRecord {
+    let text = |name: &str| body.get(name).and_then(Value::as_str).map(str::to_string);
+    ResumeRecord {
         workflow_id: key.0.clone(),
         task_id: key.1.clone(),
         task_processing_result_id: key.2.clone(),
-        operation_status: status,
+        operation_status,
         status_reasons,
-        source: body
-            .get("source")
-            .and_then(Value::as_str)
-            .map(str::to_string),
-        event_type: body.get("type").and_then(Value::as_str).map(str::to_string),
-        caller_app_id: app,
+        source: text("source"),
+        event_type: text("type"),
+        caller_app_id,
         version: version.to_string(),
-        body: body.clone(),
-    };
-    if let Some(v) = g.task_results.get_mut(&key) {
-        v.push(rec);
+        body,
     }
-    g.counters.writes += 1;
-    SandboxResponse::empty(StatusCode::NO_CONTENT)
 }

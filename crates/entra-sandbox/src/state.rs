@@ -153,6 +153,61 @@ pub(crate) fn route_template(method: &Method, path: &str) -> String {
     format!("{} {}", method, templ.join("/"))
 }
 
+/// The per-request context: request ids (the caller's `client-request-id`, else a new one) and
+/// `ConsistencyLevel: eventual`.
+fn new_ctx(req: &SandboxRequest, batch_item: bool) -> Ctx {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let client_request_id = header_str(&req.headers, "client-request-id")
+        .map(str::to_string)
+        .unwrap_or_else(|| request_id.clone());
+    let consistency_eventual = header_str(&req.headers, "consistencylevel")
+        .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
+    Ctx {
+        request_id,
+        client_request_id,
+        consistency_eventual,
+        caller: None,
+        batch_item,
+        extra_delay: Duration::ZERO,
+    }
+}
+
+/// The Graph error an injected status fault answers with.
+fn fault_response(status: u16, retry_after: Option<f64>, ctx: &Ctx) -> SandboxResponse {
+    let st = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+    let code = match status {
+        429 => "TooManyRequests",
+        503 => "serviceNotAvailable",
+        504 => "gatewayTimeout",
+        502 => "badGateway",
+        _ => "generalException",
+    };
+    let mut r = graph_error(st, code, "Injected fault (entra-sandbox).", ctx);
+    // A 429 carries Retry-After (https://learn.microsoft.com/graph/throttling).
+    let ra = retry_after.or(if status == 429 { Some(1.0) } else { None });
+    if let Some(ra) = ra {
+        set_header(&mut r, "retry-after", &format_retry_after(ra));
+    }
+    r
+}
+
+/// The headers Graph puts on every response: cost, request ids and diagnostics.
+fn stamp_headers(r: &mut SandboxResponse, is_graph: bool, batch_item: bool, ctx: &Ctx) {
+    if is_graph && !r.headers.contains_key("x-ms-resource-unit") {
+        // Every Graph response reports its cost (https://learn.microsoft.com/graph/throttling-limits).
+        set_header(r, "x-ms-resource-unit", "1");
+    }
+    if is_graph || batch_item {
+        set_header(r, "request-id", &ctx.request_id);
+        set_header(r, "client-request-id", &ctx.client_request_id);
+        set_header(
+            r,
+            "x-ms-ags-diagnostic",
+            r#"{"ServerInfo":{"DataCenter":"Sandbox","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"entra-sandbox"}}"#,
+        );
+    }
+}
+
 impl State {
     pub(crate) fn new(identity: Identity, inner: Inner, base_url: String, time_scale: f64) -> Self {
         Self {
@@ -177,20 +232,7 @@ impl State {
     }
 
     pub(crate) fn dispatch(&self, req: SandboxRequest, batch_item: bool) -> Dispatched {
-        let request_id = uuid::Uuid::new_v4().to_string();
-        let client_request_id = header_str(&req.headers, "client-request-id")
-            .map(str::to_string)
-            .unwrap_or_else(|| request_id.clone());
-        let consistency_eventual = header_str(&req.headers, "consistencylevel")
-            .is_some_and(|v| v.eq_ignore_ascii_case("eventual"));
-        let mut ctx = Ctx {
-            request_id,
-            client_request_id,
-            consistency_eventual,
-            caller: None,
-            batch_item,
-            extra_delay: Duration::ZERO,
-        };
+        let mut ctx = new_ctx(&req, batch_item);
         let route = route_template(&req.method, &req.path);
 
         if req.path.starts_with("/_sandbox/") || req.path == "/_sandbox" {
@@ -201,50 +243,10 @@ impl State {
         }
 
         // Faults first: they emulate the network / the service front door.
-        let actions = self.lock().faults.evaluate(req.method.as_str(), &req.path);
-        let mut delay = Duration::ZERO;
-        let mut forced: Option<Option<SandboxResponse>> = None;
-        for a in actions {
-            match a {
-                FaultAction::Latency(d) => delay += d,
-                FaultAction::Reset if forced.is_none() => forced = Some(None),
-                FaultAction::Status {
-                    status,
-                    retry_after,
-                } if forced.is_none() => {
-                    let st =
-                        StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-                    let code = match status {
-                        429 => "TooManyRequests",
-                        503 => "serviceNotAvailable",
-                        504 => "gatewayTimeout",
-                        502 => "badGateway",
-                        _ => "generalException",
-                    };
-                    let mut r = graph_error(st, code, "Injected fault (entra-sandbox).", &ctx);
-                    // A 429 carries Retry-After (https://learn.microsoft.com/graph/throttling).
-                    let ra = retry_after.or(if status == 429 { Some(1.0) } else { None });
-                    if let Some(ra) = ra {
-                        set_header(&mut r, "retry-after", &format_retry_after(ra));
-                    }
-                    forced = Some(Some(r));
-                }
-                _ => {}
-            }
-        }
-
+        let (mut delay, forced) = self.evaluate_faults(&req, &ctx);
         let is_graph = req.path.starts_with("/v1.0/") || req.path.starts_with("/beta/");
         let mut response = match forced {
-            Some(f) => {
-                let mut g = self.lock();
-                g.counters.faults_injected += 1;
-                if f.as_ref()
-                    .is_some_and(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
-                {
-                    g.counters.throttled += 1;
-                }
-                f
-            }
+            Some(f) => self.count_fault(f),
             None if is_graph => match self.identity.verify_request(&req, GRAPH_RESOURCE) {
                 Err(r) => Some(r),
                 Ok(caller) => {
@@ -260,56 +262,87 @@ impl State {
                     }),
             ),
         };
-
         if let Some(r) = response.as_mut() {
-            if is_graph && !r.headers.contains_key("x-ms-resource-unit") {
-                // Every Graph response reports its cost (https://learn.microsoft.com/graph/throttling-limits).
-                set_header(r, "x-ms-resource-unit", "1");
-            }
-            if is_graph || batch_item {
-                set_header(r, "request-id", &ctx.request_id);
-                set_header(r, "client-request-id", &ctx.client_request_id);
-                set_header(
-                    r,
-                    "x-ms-ags-diagnostic",
-                    r#"{"ServerInfo":{"DataCenter":"Sandbox","Slice":"E","Ring":"0","ScaleUnit":"000","RoleInstance":"entra-sandbox"}}"#,
-                );
-            }
+            stamp_headers(r, is_graph, batch_item, &ctx);
         }
 
         delay += ctx.extra_delay;
         let status = response.as_ref().map(|r| r.status.as_u16()).unwrap_or(0);
+        self.record(&req, route, status, batch_item);
+        Dispatched { response, delay }
+    }
+
+    /// The latency the matching fault rules add, and the answer the first forcing rule gives
+    /// (`Some(None)` = reset the connection).
+    fn evaluate_faults(
+        &self,
+        req: &SandboxRequest,
+        ctx: &Ctx,
+    ) -> (Duration, Option<Option<SandboxResponse>>) {
+        let actions = self.lock().faults.evaluate(req.method.as_str(), &req.path);
+        let mut delay = Duration::ZERO;
+        let mut forced: Option<Option<SandboxResponse>> = None;
+        for a in actions {
+            match a {
+                FaultAction::Latency(d) => delay += d,
+                FaultAction::Reset if forced.is_none() => forced = Some(None),
+                FaultAction::Status {
+                    status,
+                    retry_after,
+                } if forced.is_none() => {
+                    forced = Some(Some(fault_response(status, retry_after, ctx)));
+                }
+                _ => {}
+            }
+        }
+        (delay, forced)
+    }
+
+    /// Counts an injected fault (and a 429 as throttled) and passes it through.
+    fn count_fault(&self, f: Option<SandboxResponse>) -> Option<SandboxResponse> {
+        let mut g = self.lock();
+        g.counters.faults_injected += 1;
+        if f.as_ref()
+            .is_some_and(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        {
+            g.counters.throttled += 1;
+        }
+        f
+    }
+
+    /// Counts the request per route and, when recording is on, records it.
+    fn record(&self, req: &SandboxRequest, route: String, status: u16, batch_item: bool) {
         let mut g = self.lock();
         g.counters.requests += 1;
         *g.counters.per_route.entry(route.clone()).or_insert(0) += 1;
-        if g.record_requests {
-            let body = if g.record_bodies && !req.body.is_empty() {
-                Some(String::from_utf8_lossy(&req.body).into_owned())
-            } else {
-                None
-            };
-            let headers = req
-                .headers
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.as_str().to_string(),
-                        String::from_utf8_lossy(v.as_bytes()).into_owned(),
-                    )
-                })
-                .collect();
-            g.requests.push(RecordedRequest {
-                method: req.method.to_string(),
-                path: req.path.clone(),
-                query: req.query.clone(),
-                headers,
-                body,
-                status,
-                batch_item,
-                route,
-            });
+        if !g.record_requests {
+            return;
         }
-        Dispatched { response, delay }
+        let body = if g.record_bodies && !req.body.is_empty() {
+            Some(String::from_utf8_lossy(&req.body).into_owned())
+        } else {
+            None
+        };
+        let headers = req
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        g.requests.push(RecordedRequest {
+            method: req.method.to_string(),
+            path: req.path.clone(),
+            query: req.query.clone(),
+            headers,
+            body,
+            status,
+            batch_item,
+            route,
+        });
     }
 
     pub(crate) fn new_token(&self, g: &mut Inner, cursor: DeltaCursor) -> String {

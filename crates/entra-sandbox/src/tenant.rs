@@ -162,117 +162,157 @@ pub fn generate(n: usize, seed: u64) -> TenantData {
     let mut privileged = HashSet::new();
     let mut last_employee_id: Option<String> = None;
     let offset = (seed % 100) as usize;
-    // 2020-01-01T00:00:00Z
-    let base_ts: i64 = 1_577_836_800;
     for i in 0..n {
         // A stride coprime to 100 spreads the categories evenly; exact for multiples of 100.
         let kind = kind_for((i * 37 + offset) % 100);
-        let id = rng.guid();
-        let first = rng.pick(FIRST);
-        let last = rng.pick(LAST);
-        let upn = format!(
-            "{}.{}{}@contoso.com",
-            first.to_lowercase(),
-            last.to_lowercase(),
-            i
-        );
-        let employee_id = format!("{:06}", 100_000 + i);
-        let personal_domain = rng.pick(PERSONAL_DOMAINS);
-        let personal_first = if kind == Kind::HybridEmailAccented {
-            rng.pick(ACCENTED_FIRST)
-        } else {
-            first
-        };
-        let mut personal_email = format!(
+        let (id, user) = generate_user(&mut rng, i, kind, &mut last_employee_id);
+        if let Value::Object(map) = user {
+            if kind == Kind::PrivilegedAdmin {
+                privileged.insert(id);
+            }
+            users.push(map);
+        }
+    }
+    (users, privileged)
+}
+
+/// User `i` of category `kind`: its id and Graph JSON. The draws from `rng` come in a fixed order
+/// (id, names, personal email, country, creation time, job title): the same seed gives the same
+/// tenant.
+fn generate_user(
+    rng: &mut SplitMix64,
+    i: usize,
+    kind: Kind,
+    last_employee_id: &mut Option<String>,
+) -> (String, Value) {
+    let id = rng.guid();
+    let first = rng.pick(FIRST);
+    let last = rng.pick(LAST);
+    let upn = format!(
+        "{}.{}{}@contoso.com",
+        first.to_lowercase(),
+        last.to_lowercase(),
+        i
+    );
+    let personal_email = personal_email(rng, i, kind, first, last);
+    let country = match kind {
+        Kind::HybridCountryName => rng.pick(COUNTRY_NAMES).to_string(),
+        Kind::HybridCountryInvalid => rng.pick(COUNTRY_INVALID).to_string(),
+        _ => rng.pick(COUNTRY_CODES).to_string(),
+    };
+    let synced = kind != Kind::CloudOnly;
+    let emp = employee_id(i, kind, last_employee_id);
+    let already = kind == Kind::HybridAlreadyCorrect;
+    let created = created_date_time(rng);
+    let ext = extension_attributes(synced, &personal_email, &country);
+    let user = json!({
+        "id": id,
+        "userPrincipalName": upn,
+        "displayName": format!("{first} {last}"),
+        "givenName": first,
+        "surname": last,
+        "mail": upn,
+        "jobTitle": rng.pick(JOBS),
+        "businessPhones": [],
+        "mobilePhone": null,
+        "officeLocation": null,
+        "preferredLanguage": "en-US",
+        "employeeId": emp,
+        "otherMails": if already { json!([personal_email]) } else { json!([]) },
+        "usageLocation": if already { Value::String(country.clone()) } else { Value::Null },
+        "onPremisesSyncEnabled": if synced { Value::Bool(true) } else if i.is_multiple_of(2) { Value::Null } else { Value::Bool(false) },
+        "onPremisesExtensionAttributes": ext,
+        "onPremisesSamAccountName": if synced { Value::String(format!("{}{}", first.to_lowercase(), i)) } else { Value::Null },
+        "onPremisesLastSyncDateTime": if synced { Value::String(created.clone()) } else { Value::Null },
+        "createdDateTime": created,
+        "accountEnabled": true,
+        "userType": "Member",
+    });
+    (id, user)
+}
+
+/// The personal email of user `i`: accented or malformed for those categories.
+fn personal_email(rng: &mut SplitMix64, i: usize, kind: Kind, first: &str, last: &str) -> String {
+    let personal_domain = rng.pick(PERSONAL_DOMAINS);
+    let personal_first = if kind == Kind::HybridEmailAccented {
+        rng.pick(ACCENTED_FIRST)
+    } else {
+        first
+    };
+    if kind != Kind::HybridEmailInvalid {
+        return format!(
             "{}.{}{}@{}",
             personal_first.to_lowercase(),
             last.to_lowercase(),
             i,
             personal_domain
         );
-        if kind == Kind::HybridEmailInvalid {
-            personal_email = if i % 2 == 0 {
-                format!(
-                    "{}.{} at {}",
-                    first.to_lowercase(),
-                    last.to_lowercase(),
-                    personal_domain
-                )
-            } else {
-                format!("{}{}@", first.to_lowercase(), i)
-            };
-        }
-        let country = match kind {
-            Kind::HybridCountryName => rng.pick(COUNTRY_NAMES).to_string(),
-            Kind::HybridCountryInvalid => rng.pick(COUNTRY_INVALID).to_string(),
-            _ => rng.pick(COUNTRY_CODES).to_string(),
-        };
-        let synced = kind != Kind::CloudOnly;
-        let emp: Value = match kind {
-            Kind::HybridNoEmployeeId => Value::Null,
-            Kind::HybridDuplicateEmployeeId => match &last_employee_id {
-                Some(e) => Value::String(e.clone()),
-                None => Value::String(employee_id.clone()),
-            },
-            Kind::CloudOnly if i % 2 == 0 => Value::Null,
-            _ => Value::String(employee_id.clone()),
-        };
-        if let Value::String(e) = &emp {
-            if kind != Kind::HybridDuplicateEmployeeId {
-                last_employee_id = Some(e.clone());
-            }
-        }
-        let already = kind == Kind::HybridAlreadyCorrect;
-        let created = base_ts + (rng.below(5 * 365 * 86_400)) as i64;
-        let created = time::OffsetDateTime::from_unix_timestamp(created)
-            .ok()
-            .and_then(|t| {
-                t.format(&time::format_description::well_known::Rfc3339)
-                    .ok()
-            })
-            .unwrap_or_else(|| "2021-01-01T00:00:00Z".to_string());
-        let mut ext = Map::new();
-        for k in 1..=15 {
-            ext.insert(format!("extensionAttribute{k}"), Value::Null);
-        }
-        if synced {
-            ext.insert(
-                "extensionAttribute1".into(),
-                Value::String(personal_email.clone()),
-            );
-            ext.insert("extensionAttribute2".into(), Value::String(country.clone()));
-        }
-        let user = json!({
-            "id": id,
-            "userPrincipalName": upn,
-            "displayName": format!("{first} {last}"),
-            "givenName": first,
-            "surname": last,
-            "mail": upn,
-            "jobTitle": rng.pick(JOBS),
-            "businessPhones": [],
-            "mobilePhone": null,
-            "officeLocation": null,
-            "preferredLanguage": "en-US",
-            "employeeId": emp,
-            "otherMails": if already { json!([personal_email]) } else { json!([]) },
-            "usageLocation": if already { Value::String(country.clone()) } else { Value::Null },
-            "onPremisesSyncEnabled": if synced { Value::Bool(true) } else if i % 2 == 0 { Value::Null } else { Value::Bool(false) },
-            "onPremisesExtensionAttributes": ext,
-            "onPremisesSamAccountName": if synced { Value::String(format!("{}{}", first.to_lowercase(), i)) } else { Value::Null },
-            "onPremisesLastSyncDateTime": if synced { Value::String(created.clone()) } else { Value::Null },
-            "createdDateTime": created,
-            "accountEnabled": true,
-            "userType": "Member",
-        });
-        if let Value::Object(map) = user {
-            if kind == Kind::PrivilegedAdmin {
-                privileged.insert(id.clone());
-            }
-            users.push(map);
+    }
+    if i.is_multiple_of(2) {
+        format!(
+            "{}.{} at {}",
+            first.to_lowercase(),
+            last.to_lowercase(),
+            personal_domain
+        )
+    } else {
+        format!("{}{}@", first.to_lowercase(), i)
+    }
+}
+
+/// `employeeId` of user `i`: none, the previous user's (a duplicate), or its own; remembers the
+/// last one handed out.
+fn employee_id(i: usize, kind: Kind, last_employee_id: &mut Option<String>) -> Value {
+    let own = format!("{:06}", 100_000 + i);
+    let emp = match kind {
+        Kind::HybridNoEmployeeId => Value::Null,
+        Kind::HybridDuplicateEmployeeId => match last_employee_id {
+            Some(e) => Value::String(e.clone()),
+            None => Value::String(own),
+        },
+        Kind::CloudOnly if i.is_multiple_of(2) => Value::Null,
+        _ => Value::String(own),
+    };
+    if let Value::String(e) = &emp {
+        if kind != Kind::HybridDuplicateEmployeeId {
+            *last_employee_id = Some(e.clone());
         }
     }
-    (users, privileged)
+    emp
+}
+
+/// A creation time within five years of 2020-01-01T00:00:00Z, as RFC 3339.
+fn created_date_time(rng: &mut SplitMix64) -> String {
+    // 2020-01-01T00:00:00Z
+    let base_ts: i64 = 1_577_836_800;
+    let created = base_ts + (rng.below(5 * 365 * 86_400)) as i64;
+    time::OffsetDateTime::from_unix_timestamp(created)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| "2021-01-01T00:00:00Z".to_string())
+}
+
+/// `extensionAttribute1..15`, all null but for the personal email (1) and country (2) of a synced
+/// user.
+fn extension_attributes(synced: bool, personal_email: &str, country: &str) -> Map<String, Value> {
+    let mut ext = Map::new();
+    for k in 1..=15 {
+        ext.insert(format!("extensionAttribute{k}"), Value::Null);
+    }
+    if synced {
+        ext.insert(
+            "extensionAttribute1".into(),
+            Value::String(personal_email.to_string()),
+        );
+        ext.insert(
+            "extensionAttribute2".into(),
+            Value::String(country.to_string()),
+        );
+    }
+    ext
 }
 
 /// Parses tenant JSON: either an array of users, or

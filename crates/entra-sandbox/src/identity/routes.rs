@@ -1,11 +1,16 @@
 //! The identity HTTP routes. Each handler cites the Microsoft document whose behaviour it follows; where the
 //! documents are silent, the choice is marked NOT DOCUMENTED.
 
+// Route helpers return ready error responses as their `Err`.
+#![allow(clippy::result_large_err)]
+
 use http::{Method, StatusCode};
 use serde_json::json;
 
 use super::token::TokenSpec;
-use super::{insert_header, json_response, new_guid, Identity, TOKEN_LIFETIME_SECS};
+use super::{
+    insert_header, json_response, new_guid, ClientRegistration, Identity, TOKEN_LIFETIME_SECS,
+};
 use crate::http::{SandboxRequest, SandboxResponse};
 
 /// The App Service managed identity REST API version the sandbox implements (the one `azure_identity` sends).
@@ -90,115 +95,141 @@ fn msi_token(id: &Identity, req: &SandboxRequest) -> SandboxResponse {
         insert_header(&mut r.headers, "allow", "GET");
         return r;
     }
-    // "X-IDENTITY-HEADER: The value of the IDENTITY_HEADER environment variable. This header is used to help
-    // mitigate server-side request forgery (SSRF) attacks." (same page). Status for a missing/wrong value is
-    // NOT DOCUMENTED; App Service is reported to answer 401 (Azure/azure-sdk-for-js#11595), so does the sandbox.
-    match header(req, "x-identity-header") {
-        Some(v) if constant_time_eq(v.as_bytes(), id.identity_header().as_bytes()) => {}
-        Some(_) => {
-            return msi_error(
-                StatusCode::UNAUTHORIZED,
-                "The X-IDENTITY-HEADER value is not valid.",
-            )
-        }
-        None => {
-            return msi_error(
-                StatusCode::UNAUTHORIZED,
-                "The X-IDENTITY-HEADER header is required.",
-            )
-        }
-    }
+    msi_token_checked(id, req).unwrap_or_else(|e| e)
+}
+
+/// The managed identity token once the method is checked: header, query, identity, then the token.
+fn msi_token_checked(
+    id: &Identity,
+    req: &SandboxRequest,
+) -> Result<SandboxResponse, SandboxResponse> {
+    check_identity_header(id, req)?;
     let q = query_pairs(&req.query);
-    match param(&q, "api-version") {
-        Some(MSI_API_VERSION) => {}
-        Some(other) => {
-            return msi_error(
-                StatusCode::BAD_REQUEST,
-                &format!("The api-version '{other}' is not supported; use {MSI_API_VERSION}."),
-            )
-        }
-        None => {
-            return msi_error(
-                StatusCode::BAD_REQUEST,
-                "The api-version query parameter is required.",
-            )
-        }
-    }
-    // "resource: The Microsoft Entra resource URI of the resource for which a token should be obtained."
-    let resource = match param(&q, "resource").map(str::trim) {
-        Some(r) if !r.is_empty() => r.to_string(),
-        _ => {
-            return msi_error(
-                StatusCode::BAD_REQUEST,
-                "The resource query parameter is required.",
-            )
-        }
-    };
+    check_msi_api_version(&q)?;
+    let resource = msi_resource(&q)?;
     // Clients send the resource, not a scope; tolerate a `/.default` scope by stripping it (azure_identity
-    // strips it itself: runtime.md §3.3).
+    // strips it itself: `scopes_to_resource` in sdk/identity/azure_identity/src/imds_managed_identity_credential.rs,
+    // https://github.com/Azure/azure-sdk-for-rust).
     let aud = resource
         .strip_suffix("/.default")
         .unwrap_or(&resource)
         .to_string();
-
-    // "client_id / principal_id (alias object_id) / mi_res_id: … Can't be used on a request that includes
-    // [one of the others]." (same page)
-    let selectors: Vec<(&str, &str)> = ["client_id", "principal_id", "object_id", "mi_res_id"]
-        .iter()
-        .filter_map(|name| param(&q, name).map(|v| (*name, v)))
-        .collect();
-    if selectors.len() > 1 {
-        return msi_error(
-            StatusCode::BAD_REQUEST,
-            "Only one of client_id, principal_id/object_id or mi_res_id may be specified.",
-        );
-    }
-    let (app_id, oid, roles) = match selectors.first() {
-        None => (
-            id.managed_identity_app_id().to_string(),
-            super::DEFAULT_MANAGED_IDENTITY_OBJECT_ID.to_string(),
-            id.managed_identity_roles().to_vec(),
-        ),
-        Some((name, value)) => {
-            let found = id
-                .options()
-                .user_assigned_identities
-                .iter()
-                .find(|u| match *name {
-                    "client_id" => u.client_id.eq_ignore_ascii_case(value),
-                    "principal_id" | "object_id" => u.object_id.eq_ignore_ascii_case(value),
-                    _ => u.resource_id.eq_ignore_ascii_case(value),
-                });
-            match found {
-                Some(u) => (u.client_id.clone(), u.object_id.clone(), u.roles.clone()),
-                // azure_identity maps a 400 to "The requested identity has not been assigned to this resource".
-                None => {
-                    return msi_error(
-                        StatusCode::BAD_REQUEST,
-                        "Unable to load the proper Managed Identity.",
-                    )
-                }
-            }
-        }
-    };
-    let mut spec = TokenSpec::graph(id, &app_id)
+    let mi = msi_identity(id, &q)?;
+    let mut spec = TokenSpec::graph(id, &mi.app_id)
         .with_audience(aud)
-        .with_roles(roles);
-    spec.oid = oid;
+        .with_roles(mi.roles);
+    spec.oid = mi.oid;
     spec.exp = spec.iat + TOKEN_LIFETIME_SECS;
     let access_token = id.mint(&spec);
     // Response: "access_token, expires_on (seconds from 1970-01-01T0:0:0Z UTC), resource, token_type, client_id"
     // — the page's example shows expires_on as a string, which azure_identity parses as one.
-    json_response(
+    Ok(json_response(
         StatusCode::OK,
         &json!({
             "access_token": access_token,
             "expires_on": spec.exp.to_string(),
             "resource": resource,
             "token_type": "Bearer",
-            "client_id": app_id,
+            "client_id": mi.app_id,
         }),
-    )
+    ))
+}
+
+/// "X-IDENTITY-HEADER: The value of the IDENTITY_HEADER environment variable. This header is used to help
+/// mitigate server-side request forgery (SSRF) attacks."
+/// (https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference). Status for a
+/// missing/wrong value is NOT DOCUMENTED; App Service is reported to answer 401 (Azure/azure-sdk-for-js#11595), so
+/// does the sandbox.
+fn check_identity_header(id: &Identity, req: &SandboxRequest) -> Result<(), SandboxResponse> {
+    match header(req, "x-identity-header") {
+        Some(v) if constant_time_eq(v.as_bytes(), id.identity_header().as_bytes()) => Ok(()),
+        Some(_) => Err(msi_error(
+            StatusCode::UNAUTHORIZED,
+            "The X-IDENTITY-HEADER value is not valid.",
+        )),
+        None => Err(msi_error(
+            StatusCode::UNAUTHORIZED,
+            "The X-IDENTITY-HEADER header is required.",
+        )),
+    }
+}
+
+/// `api-version` must be the one the sandbox implements ([`MSI_API_VERSION`]).
+fn check_msi_api_version(q: &[(String, String)]) -> Result<(), SandboxResponse> {
+    match param(q, "api-version") {
+        Some(MSI_API_VERSION) => Ok(()),
+        Some(other) => Err(msi_error(
+            StatusCode::BAD_REQUEST,
+            &format!("The api-version '{other}' is not supported; use {MSI_API_VERSION}."),
+        )),
+        None => Err(msi_error(
+            StatusCode::BAD_REQUEST,
+            "The api-version query parameter is required.",
+        )),
+    }
+}
+
+/// "resource: The Microsoft Entra resource URI of the resource for which a token should be obtained."
+/// (REST endpoint reference)
+fn msi_resource(q: &[(String, String)]) -> Result<String, SandboxResponse> {
+    match param(q, "resource").map(str::trim) {
+        Some(r) if !r.is_empty() => Ok(r.to_string()),
+        _ => Err(msi_error(
+            StatusCode::BAD_REQUEST,
+            "The resource query parameter is required.",
+        )),
+    }
+}
+
+/// The managed identity a token is issued for: app (client) id, object id and app roles.
+struct ManagedIdentity {
+    app_id: String,
+    oid: String,
+    roles: Vec<String>,
+}
+
+/// The system-assigned identity, or the user-assigned one a selector names.
+/// "client_id / principal_id (alias object_id) / mi_res_id: … Can't be used on a request that includes
+/// [one of the others]." (REST endpoint reference)
+fn msi_identity(id: &Identity, q: &[(String, String)]) -> Result<ManagedIdentity, SandboxResponse> {
+    let selectors: Vec<(&str, &str)> = ["client_id", "principal_id", "object_id", "mi_res_id"]
+        .iter()
+        .filter_map(|name| param(q, name).map(|v| (*name, v)))
+        .collect();
+    if selectors.len() > 1 {
+        return Err(msi_error(
+            StatusCode::BAD_REQUEST,
+            "Only one of client_id, principal_id/object_id or mi_res_id may be specified.",
+        ));
+    }
+    let Some((name, value)) = selectors.first() else {
+        return Ok(ManagedIdentity {
+            app_id: id.managed_identity_app_id().to_string(),
+            oid: super::DEFAULT_MANAGED_IDENTITY_OBJECT_ID.to_string(),
+            roles: id.managed_identity_roles().to_vec(),
+        });
+    };
+    let found = id
+        .options()
+        .user_assigned_identities
+        .iter()
+        .find(|u| match *name {
+            "client_id" => u.client_id.eq_ignore_ascii_case(value),
+            "principal_id" | "object_id" => u.object_id.eq_ignore_ascii_case(value),
+            _ => u.resource_id.eq_ignore_ascii_case(value),
+        });
+    match found {
+        Some(u) => Ok(ManagedIdentity {
+            app_id: u.client_id.clone(),
+            oid: u.object_id.clone(),
+            roles: u.roles.clone(),
+        }),
+        // azure_identity maps a 400 to "The requested identity has not been assigned to this resource".
+        None => Err(msi_error(
+            StatusCode::BAD_REQUEST,
+            "Unable to load the proper Managed Identity.",
+        )),
+    }
 }
 
 fn basic_credentials(req: &SandboxRequest) -> Option<(String, String)> {
@@ -320,120 +351,157 @@ fn token_endpoint(id: &Identity, req: &SandboxRequest, tenant: &str) -> SandboxR
     if !tenant_matches(id, tenant) {
         return tenant_not_found(tenant, correlation);
     }
+    client_credentials_grant(id, req, correlation).unwrap_or_else(|e| e)
+}
+
+/// The client credentials grant once method and tenant are checked: parameters, client, client
+/// authentication, scope, then the token (same page).
+fn client_credentials_grant(
+    id: &Identity,
+    req: &SandboxRequest,
+    correlation: Option<&str>,
+) -> Result<SandboxResponse, SandboxResponse> {
     let form = query_pairs(std::str::from_utf8(&req.body).unwrap_or_default());
-    // AADSTS900144 "InvalidRequestParameter - The parameter is empty or not valid." (error code reference)
-    let missing = |name: &str| {
-        aad_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            900144,
-            &format!("The request body must contain the following parameter: '{name}'."),
-            correlation,
-        )
-    };
     let non_empty = |name: &str| param(&form, name).filter(|v| !v.trim().is_empty());
+    let missing = |name: &str| missing_param(name, correlation);
     // `client_secret_basic` (advertised in the metadata): `Authorization: Basic base64(urlencode(id):urlencode(secret))`
     // (RFC 6749 §2.3.1, https://www.rfc-editor.org/rfc/rfc6749#section-2.3.1).
     let basic = basic_credentials(req);
 
-    let Some(grant_type) = non_empty("grant_type") else {
-        return missing("grant_type");
-    };
-    if grant_type != "client_credentials" {
-        // AADSTS70003 "UnsupportedGrantType - The app returned an unsupported grant type." The sandbox emulates
-        // only the client credentials grant.
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            70003,
-            &format!("The app requested an unsupported grant type '{grant_type}'."),
-            correlation,
-        );
-    }
-    let Some(client_id) = non_empty("client_id").or(basic.as_ref().map(|(id, _)| id.as_str()))
-    else {
-        return missing("client_id");
-    };
-    let Some(scope) = non_empty("scope") else {
-        return missing("scope");
-    };
-    let Some(client) = id
-        .options()
-        .clients
-        .iter()
-        .find(|c| c.client_id.eq_ignore_ascii_case(client_id))
-    else {
-        // AADSTS700016 "UnauthorizedClient_DoesNotMatchRequest - The application wasn't found in the directory/tenant."
-        return aad_error(
-            StatusCode::BAD_REQUEST,
-            "unauthorized_client",
-            700016,
-            &format!(
-                "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                id.tenant_id()
-            ),
-            correlation,
-        );
-    };
+    let grant_type = non_empty("grant_type").ok_or_else(|| missing("grant_type"))?;
+    check_grant_type(grant_type, correlation)?;
+    let client_id = non_empty("client_id")
+        .or(basic.as_ref().map(|(id, _)| id.as_str()))
+        .ok_or_else(|| missing("client_id"))?;
+    let scope = non_empty("scope").ok_or_else(|| missing("scope"))?;
+    let client = find_client(id, client_id, correlation)?;
 
     // Client authentication: a shared secret, or a client assertion.
     let secret = non_empty("client_secret").or(basic.as_ref().map(|(_, s)| s.as_str()));
-    match (secret, non_empty("client_assertion")) {
-        (Some(_), Some(_)) => {
-            return aad_error(
+    let assertion = non_empty("client_assertion");
+    authenticate_client(id, client, &form, secret, assertion, correlation)?;
+
+    let resource = scope_resource(scope, correlation)?;
+    Ok(client_token(id, client, resource))
+}
+
+/// AADSTS900144 "InvalidRequestParameter - The parameter is empty or not valid." (error code reference)
+fn missing_param(name: &str, correlation: Option<&str>) -> SandboxResponse {
+    aad_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+        900144,
+        &format!("The request body must contain the following parameter: '{name}'."),
+        correlation,
+    )
+}
+
+fn check_grant_type(grant_type: &str, correlation: Option<&str>) -> Result<(), SandboxResponse> {
+    if grant_type == "client_credentials" {
+        return Ok(());
+    }
+    // AADSTS70003 "UnsupportedGrantType - The app returned an unsupported grant type." The sandbox emulates
+    // only the client credentials grant.
+    Err(aad_error(
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+        70003,
+        &format!("The app requested an unsupported grant type '{grant_type}'."),
+        correlation,
+    ))
+}
+
+/// The registered client with this id (case-insensitive).
+fn find_client<'a>(
+    id: &'a Identity,
+    client_id: &str,
+    correlation: Option<&str>,
+) -> Result<&'a ClientRegistration, SandboxResponse> {
+    id.options()
+        .clients
+        .iter()
+        .find(|c| c.client_id.eq_ignore_ascii_case(client_id))
+        .ok_or_else(|| {
+            // AADSTS700016 "UnauthorizedClient_DoesNotMatchRequest - The application wasn't found in the directory/tenant."
+            aad_error(
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
-                900144,
-                "Only one client credential (client_secret or client_assertion) may be sent.",
+                "unauthorized_client",
+                700016,
+                &format!(
+                    "Application with identifier '{client_id}' was not found in the directory '{}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                    id.tenant_id()
+                ),
                 correlation,
             )
-        }
+        })
+}
+
+/// Client authentication: exactly one of a shared secret (form or Basic) and a client assertion.
+fn authenticate_client(
+    id: &Identity,
+    client: &ClientRegistration,
+    form: &[(String, String)],
+    secret: Option<&str>,
+    assertion: Option<&str>,
+    correlation: Option<&str>,
+) -> Result<(), SandboxResponse> {
+    match (secret, assertion) {
+        (Some(_), Some(_)) => Err(aad_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            900144,
+            "Only one client credential (client_secret or client_assertion) may be sent.",
+            correlation,
+        )),
         (Some(secret), None) => {
-            if !constant_time_eq(secret.as_bytes(), client.client_secret.as_bytes()) {
-                // AADSTS7000215 "InvalidClientSecret - Invalid client secret is provided."; the page says
-                // invalid_client is returned with 401 for failed client authentication.
-                return aad_error(
-                    StatusCode::UNAUTHORIZED,
-                    "invalid_client",
-                    7000215,
-                    &format!(
-                        "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
-                        client.client_id
-                    ),
-                    correlation,
-                );
+            if constant_time_eq(secret.as_bytes(), client.client_secret.as_bytes()) {
+                return Ok(());
             }
-        }
-        (None, Some(assertion)) => {
-            if let Some(resp) = check_client_assertion(id, &form, assertion, correlation) {
-                return resp;
-            }
-        }
-        (None, None) => {
-            // AADSTS7000218 "InvalidClientCredential - The request body must contain … 'client_assertion' or
-            // 'client_secret'."
-            return aad_error(
+            // AADSTS7000215 "InvalidClientSecret - Invalid client secret is provided."; the page says
+            // invalid_client is returned with 401 for failed client authentication.
+            Err(aad_error(
                 StatusCode::UNAUTHORIZED,
                 "invalid_client",
-                7000218,
-                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                7000215,
+                &format!(
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '{}'.",
+                    client.client_id
+                ),
                 correlation,
-            );
+            ))
         }
+        (None, Some(assertion)) => match check_client_assertion(id, form, assertion, correlation) {
+            Some(resp) => Err(resp),
+            None => Ok(()),
+        },
+        // AADSTS7000218 "InvalidClientCredential - The request body must contain … 'client_assertion' or
+        // 'client_secret'."
+        (None, None) => Err(aad_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            7000218,
+            "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+            correlation,
+        )),
     }
+}
 
-    // "The value passed for the scope parameter in this request should be the resource identifier (application
-    // ID URI) of the resource you want, affixed with the .default suffix." (same page). One resource only.
+/// "The value passed for the scope parameter in this request should be the resource identifier (application
+/// ID URI) of the resource you want, affixed with the .default suffix." (same page). One resource only.
+fn scope_resource<'a>(
+    scope: &'a str,
+    correlation: Option<&str>,
+) -> Result<&'a str, SandboxResponse> {
     let scopes: Vec<&str> = scope.split_whitespace().collect();
     let resource = match scopes.as_slice() {
         [single] => single.strip_suffix("/.default"),
         _ => None,
     };
-    let Some(resource) = resource.filter(|r| !r.is_empty()) else {
+    resource.filter(|r| !r.is_empty()).ok_or_else(|| {
         // AADSTS1002012: the client credentials flow needs `<resource>/.default`; the page's invalid_scope
         // example uses AADSTS70011 for a scope that is not valid at all.
         let code = if scopes.len() == 1 { 1002012 } else { 70011 };
-        return aad_error(
+        aad_error(
             StatusCode::BAD_REQUEST,
             "invalid_scope",
             code,
@@ -441,9 +509,12 @@ fn token_endpoint(id: &Identity, req: &SandboxRequest, tenant: &str) -> SandboxR
                 "The provided value for scope {scope} is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI)."
             ),
             correlation,
-        );
-    };
+        )
+    })
+}
 
+/// The access token for an authenticated client.
+fn client_token(id: &Identity, client: &ClientRegistration, resource: &str) -> SandboxResponse {
     // Graph (and any resource whose `accessTokenAcceptedVersion` is null, the default) receives v1 tokens even
     // from the v2 endpoint (https://learn.microsoft.com/entra/identity-platform/access-tokens#token-formats).
     let roles = id
