@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use entra_enrich::handlers::backfill::{run_backfill, BackfillOptions, NoProgress};
 use entra_enrich::handlers::lcw_joiner::{handle_callout, JoinerRequest, JoinerResponse};
-use entra_enrich::handlers::watch::run_watch;
+use entra_enrich::handlers::watch::{run_watch, MAX_RETRY_ATTEMPTS};
 use entra_enrich::handlers::EnrichContext;
 use entra_sandbox::{FaultAction, FaultRule, FaultTrigger, SandboxOptions};
 use futures::StreamExt;
@@ -467,4 +467,95 @@ async fn a_rollback_leaves_a_user_another_handler_is_writing() {
     assert_eq!(busy, 1);
     assert!(rollback.restored > 10);
     assert_eq!(patched.len(), rollback.restored);
+}
+
+#[tokio::test]
+async fn a_new_hire_the_watch_left_to_a_killed_instance_is_enriched_once_its_lease_ends() {
+    let (h, hires) = watched_tenant_with_new_hires(31, 3).await;
+    // A killed instance (a watch cut off mid-page, a joiner frozen) still holds the first hire.
+    plant_claim(&h, &hires[0], "new-hire-watch", 1_500).await;
+    let first = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch");
+    assert_eq!(first.writes, 2, "{first:?}");
+    assert_eq!(first.outcomes.get("ClaimedElsewhere"), 1, "{first:?}");
+
+    // The delta has nothing new for that hire: only the watch's memory of it can bring it back.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let next = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("next tick");
+    assert_eq!(next.writes, 1, "{next:?}");
+    let user = h.sandbox.user(&hires[0]).expect("user");
+    assert_eq!(user["otherMails"], json!(["private.hire1@mail.example"]));
+    let patched = successful_patches_per_user(&h.sandbox);
+    for id in &hires {
+        assert_eq!(patched.get(id), Some(&1), "new hire {id}: {patched:?}");
+    }
+    // Once written, the hire is not carried further.
+    let settled = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("third tick");
+    assert_eq!(settled.retried, 0, "{settled:?}");
+}
+
+#[tokio::test]
+async fn a_new_hire_whose_write_failed_during_the_watch_is_written_by_the_next_tick() {
+    let (h, hires) = watched_tenant_with_new_hires(37, 1).await;
+    // Graph throttles every write attempt of this round, past the client's retries.
+    h.sandbox.set_faults(vec![FaultRule::new(
+        "PATCH /v1.0/users/*",
+        FaultTrigger::FirstN(40),
+        FaultAction::Status {
+            status: 429,
+            retry_after: Some(0.01),
+        },
+    )]);
+    let first = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch");
+    assert_eq!(first.writes, 0, "{first:?}");
+    assert_eq!(first.outcomes.get("Failed"), 1, "{first:?}");
+    assert_eq!(first.retry_pending, 1, "{first:?}");
+
+    h.sandbox.set_faults(Vec::new());
+    let next = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("next tick");
+    assert_eq!(next.writes, 1, "{next:?}");
+    assert_eq!(next.retry_pending, 0, "{next:?}");
+    let user = h.sandbox.user(&hires[0]).expect("user");
+    assert_eq!(user["otherMails"], json!(["private.hire1@mail.example"]));
+    assert_eq!(
+        successful_patches_per_user(&h.sandbox).get(&hires[0]),
+        Some(&1)
+    );
+}
+
+#[tokio::test]
+async fn a_new_hire_never_settled_is_left_to_the_backfill_after_the_retry_limit() {
+    let (h, hires) = watched_tenant_with_new_hires(41, 1).await;
+    // Another handler holds the hire for the whole test: every tick finds it claimed.
+    plant_claim(&h, &hires[0], "lcw-joiner", 600_000).await;
+    let first = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch");
+    assert_eq!(first.retry_pending, 1, "{first:?}");
+    for tick in 1..MAX_RETRY_ATTEMPTS {
+        let s = run_watch(&h.ctx, Duration::from_secs(30))
+            .await
+            .expect("tick");
+        assert_eq!((s.retried, s.retry_pending), (1, 1), "tick {tick}: {s:?}");
+        assert_eq!(s.retry_abandoned, 0, "tick {tick}: {s:?}");
+    }
+    let last = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("last tick");
+    assert_eq!(last.retry_abandoned, 1, "{last:?}");
+    assert_eq!(last.retry_pending, 0, "{last:?}");
+    let after = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("after");
+    assert_eq!(after.retried, 0, "{after:?}");
+    assert!(!successful_patches_per_user(&h.sandbox).contains_key(&hires[0]));
 }

@@ -9,11 +9,17 @@
 //!   (<https://learn.microsoft.com/graph/delta-query-overview#synchronization-reset>); the plan's diff
 //!   means users already correct are not written again.
 //! - Our own PATCHes come back in the next round as changes; they plan as `Unchanged`, so nothing loops.
+//! - A changed user the round could not settle (`ClaimedElsewhere`: a claim held by another handler or
+//!   by a killed instance; a transient failure) would otherwise be lost, since the delta will not show it
+//!   again until it changes. Its object id (nothing else: no PII) goes in the cursor's retry list, and
+//!   every later invocation reads it again by id and enriches it under a claim, until it settles or
+//!   [`MAX_RETRY_ATTEMPTS`] pass; then it is left to the backfill.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use entra_core::{Outcome, UserRecord};
-use entra_graph::{DeltaCursor, DeltaNext, GraphError};
+use entra_graph::{DeltaCursor, DeltaNext, DeltaPage, GraphError};
 use entra_state::WriteCondition;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -35,6 +41,20 @@ struct Cursor {
     link: String,
     mid_round: bool,
     updated: String,
+    /// Changed users not settled yet ([`RetryUser`]): tried again by every invocation.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    retry: Vec<RetryUser>,
+}
+
+/// A user the watch saw change but could not settle: another handler held its claim (a killed
+/// instance's for up to a lease), or a transient failure stopped its write. The delta will not
+/// show it again unless it changes again, so the cursor remembers it. An object id, no personal data.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+struct RetryUser {
+    id: String,
+    /// Invocations that have tried it so far.
+    attempts: u32,
 }
 
 /// What one invocation did.
@@ -52,6 +72,12 @@ pub struct WatchSummary {
     pub writes: u64,
     /// False when the time budget ended the invocation mid-round (the next one resumes).
     pub round_complete: bool,
+    /// Users left unsettled by earlier invocations and tried again by this one.
+    pub retried: u64,
+    /// Users still unsettled, carried in the cursor to the next invocation.
+    pub retry_pending: u64,
+    /// Users tried [`MAX_RETRY_ATTEMPTS`] times (or past the cursor's room): left to the backfill.
+    pub retry_abandoned: u64,
     pub outcomes: Tally,
     /// Claims taken, and users left to another handler writing them at the same moment.
     pub claims: ClaimStats,
@@ -82,6 +108,14 @@ impl WatchError {
 
 /// Users enriched at once within one delta page.
 const CONCURRENCY: usize = 8;
+
+/// Invocations that try an unsettled user again before leaving it to the backfill: an hour of
+/// 5-minute ticks, far past a claim's lease ([`super::claim::LEASE`]) and a throttling spell.
+pub const MAX_RETRY_ATTEMPTS: u32 = 12;
+
+/// Unsettled users the cursor carries at most (about 60 bytes each); past it the oldest are left
+/// to the backfill, so a long Graph outage cannot grow the checkpoint without bound.
+const MAX_RETRY_USERS: usize = 2_000;
 
 /// How long past its time budget a timer's calls may still run (a page, a write in flight) before
 /// they are cut off: a quarter of the budget, at least 5 s (an invocation always gets one page
@@ -114,136 +148,225 @@ async fn watch_round(
     time_budget: Duration,
 ) -> Result<WatchSummary, WatchError> {
     let started = Instant::now();
-    let run_id = RunId::new();
-    let audit = AuditLog::new(ctx.state.clone(), run_id.clone(), "new-hire-watch");
-    let claims = Claims::new(ctx.state.clone(), "new-hire-watch", run_id.as_str());
-    let select = ctx.select();
-    let mut summary = WatchSummary {
-        run_id: run_id.to_string(),
-        ..Default::default()
-    };
-
+    let mut run = WatchRun::new(ctx);
     let stored = ctx.state.get(CURSOR_KEY).await?;
     let mut etag = stored.as_ref().map(|v| v.etag.clone());
-    let mut cursor = match stored
+    let saved = stored
         .as_ref()
-        .and_then(|v| serde_json::from_slice::<Cursor>(&v.bytes).ok())
-    {
-        Some(c) => DeltaCursor::Link(c.link),
+        .and_then(|v| serde_json::from_slice::<Cursor>(&v.bytes).ok());
+    let (mut cursor, mut retry) = match saved {
+        Some(c) => (DeltaCursor::Link(c.link), c.retry),
         None => {
-            summary.initialized = true;
-            DeltaCursor::Latest {
-                select: select.clone(),
-            }
+            run.summary.initialized = true;
+            let select = ctx.select();
+            (DeltaCursor::Latest { select }, Vec::new())
         }
     };
+    run.retry_earlier(&mut retry).await;
 
     loop {
-        let page = match ctx.graph.delta_page(&cursor).await {
-            Ok(p) => p,
-            Err(e) if e.is_delta_reset() && !summary.reset => {
-                tracing::warn!(error = %e, "delta token expired or unknown; starting a new full round");
-                summary.reset = true;
-                cursor = DeltaCursor::Start {
-                    select: select.clone(),
-                };
-                continue;
-            }
-            Err(e) => return Err(e.into()),
-        };
-        summary.pages += 1;
-
-        if !summary.initialized {
-            let users: Vec<UserRecord> = page
-                .users
-                .into_iter()
-                .filter(|u| u.get("@removed").is_none())
-                .filter_map(|u| UserRecord::from_json(u).ok())
-                .collect();
-            summary.changed_users += users.len() as u64;
-            let in_scope: Vec<UserRecord> = users
-                .into_iter()
-                .filter(|u| ctx.policy.scope.matches(u))
-                .collect();
-            summary.users_in_scope += in_scope.len() as u64;
-            // Each user is claimed before its write and re-read under the claim, so lcw-joiner, a
-            // backfill or another watch instance on the same user at the same moment write it once.
-            let enrich = |u: UserRecord| {
-                let (audit, claims) = (&audit, &claims);
-                async move {
-                    let id = u.id().to_string();
-                    enrich_claimed(ctx, audit, claims, &id, Some(u), WhenBusy::Leave).await
-                }
-            };
-            let results: Vec<Result<UserResult, EnrichError>> =
-                futures::stream::iter(in_scope.into_iter().map(enrich))
-                    .buffer_unordered(CONCURRENCY)
-                    .collect()
-                    .await;
-            for r in results {
-                match r {
-                    Ok(r) => {
-                        if matches!(r.outcome, Outcome::Updated { .. }) && !r.dry_run {
-                            summary.writes += 1;
-                        }
-                        tracing::info!(user_id = %r.user_id, outcome = r.outcome.code(), "new-hire-watch");
-                        summary.outcomes.add_result(&r);
-                    }
-                    Err(e) => {
-                        // A failed read of one user must not lose the others: report it, keep going.
-                        // It is retried when the user changes again or by the next backfill.
-                        tracing::warn!(error = %e, "could not enrich a changed user");
-                        summary.outcomes.add(&Outcome::Failed {
-                            reason: e.to_string(),
-                            transient: e.is_transient(),
-                        });
-                    }
-                }
-            }
+        let page = run.next_page(&mut cursor).await?;
+        if !run.summary.initialized {
+            run.enrich_page(page.users, &mut retry).await;
         }
-
-        let (link, mid_round) = match &page.next {
-            DeltaNext::More(next) => (next.clone(), true),
-            DeltaNext::Done(delta) => (delta.clone(), false),
+        let (link, mid_round) = match page.next {
+            DeltaNext::More(next) => (next, true),
+            DeltaNext::Done(delta) => (delta, false),
         };
-        let cp = Cursor {
+        let checkpoint = Cursor {
             link: link.clone(),
             mid_round,
             updated: now_rfc3339(),
+            retry: bounded(&mut retry, &mut run.summary),
         };
-        let cond = match etag.take() {
-            Some(e) => WriteCondition::IfMatch(e),
-            None => WriteCondition::IfNoneMatch,
-        };
-        etag = Some(
-            match ctx
-                .state
-                .put(
-                    CURSOR_KEY,
-                    serde_json::to_vec(&cp).unwrap_or_default().into(),
-                    cond,
-                )
-                .await
-            {
-                Ok(e) => e,
-                Err(entra_state::StateError::Conflict { .. }) => return Err(WatchError::Conflict),
-                Err(e) => return Err(e.into()),
-            },
-        );
-
+        etag = Some(save_cursor(ctx, etag.take(), &checkpoint).await?);
         if !mid_round {
-            summary.round_complete = true;
+            run.summary.round_complete = true;
             break;
         }
         if started.elapsed() >= time_budget {
             tracing::info!(
-                pages = summary.pages,
+                pages = run.summary.pages,
                 "time budget reached mid-round; the next invocation resumes"
             );
             break;
         }
         cursor = DeltaCursor::Link(link);
     }
-    summary.claims = claims.stats();
-    Ok(summary)
+    Ok(run.finish(&retry))
+}
+
+/// One invocation's working set: its audit log, its claims and what it has done so far.
+struct WatchRun<'a> {
+    ctx: &'a EnrichContext,
+    audit: AuditLog,
+    claims: Claims,
+    summary: WatchSummary,
+}
+
+impl<'a> WatchRun<'a> {
+    fn new(ctx: &'a EnrichContext) -> Self {
+        let run_id = RunId::new();
+        Self {
+            ctx,
+            audit: AuditLog::new(ctx.state.clone(), run_id.clone(), "new-hire-watch"),
+            claims: Claims::new(ctx.state.clone(), "new-hire-watch", run_id.as_str()),
+            summary: WatchSummary {
+                run_id: run_id.to_string(),
+                ..Default::default()
+            },
+        }
+    }
+
+    /// The next delta page; an expired or unknown token starts one new full round.
+    async fn next_page(&mut self, cursor: &mut DeltaCursor) -> Result<DeltaPage, WatchError> {
+        loop {
+            match self.ctx.graph.delta_page(cursor).await {
+                Ok(page) => {
+                    self.summary.pages += 1;
+                    return Ok(page);
+                }
+                Err(e) if e.is_delta_reset() && !self.summary.reset => {
+                    tracing::warn!(error = %e, "delta token expired or unknown; starting a new full round");
+                    self.summary.reset = true;
+                    let select = self.ctx.select();
+                    *cursor = DeltaCursor::Start { select };
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Tries again the users earlier invocations could not settle, each read afresh under its claim.
+    async fn retry_earlier(&mut self, retry: &mut Vec<RetryUser>) {
+        if retry.is_empty() {
+            return;
+        }
+        self.summary.retried = retry.len() as u64;
+        let work = retry.iter().map(|r| (r.id.clone(), None)).collect();
+        let mut attempts: HashMap<String, u32> =
+            retry.drain(..).map(|r| (r.id, r.attempts)).collect();
+        for (id, result) in self.enrich_all(work).await {
+            if !self.record(&id, result) {
+                continue;
+            }
+            let tried = attempts.remove(&id).unwrap_or(0) + 1;
+            if tried >= MAX_RETRY_ATTEMPTS {
+                tracing::warn!(user_id = %id, attempts = tried, "a changed user stayed unsettled; left to the next backfill");
+                self.summary.retry_abandoned += 1;
+            } else {
+                retry.push(RetryUser {
+                    id,
+                    attempts: tried,
+                });
+            }
+        }
+    }
+
+    /// Enriches the in-scope users of one delta page; those left unsettled join `retry`.
+    async fn enrich_page(&mut self, records: Vec<serde_json::Value>, retry: &mut Vec<RetryUser>) {
+        let users: Vec<UserRecord> = records
+            .into_iter()
+            .filter(|u| u.get("@removed").is_none())
+            .filter_map(|u| UserRecord::from_json(u).ok())
+            .collect();
+        self.summary.changed_users += users.len() as u64;
+        let work: Vec<(String, Option<UserRecord>)> = users
+            .into_iter()
+            .filter(|u| self.ctx.policy.scope.matches(u))
+            .map(|u| (u.id().to_string(), Some(u)))
+            .collect();
+        self.summary.users_in_scope += work.len() as u64;
+        for (id, result) in self.enrich_all(work).await {
+            let unsettled = self.record(&id, result);
+            retry.retain(|r| r.id != id);
+            if unsettled {
+                retry.push(RetryUser { id, attempts: 0 });
+            }
+        }
+    }
+
+    /// Each user is claimed before its write and re-read under the claim, so lcw-joiner, a backfill
+    /// or another watch instance on the same user at the same moment write it once.
+    async fn enrich_all(
+        &self,
+        work: Vec<(String, Option<UserRecord>)>,
+    ) -> Vec<(String, Result<UserResult, EnrichError>)> {
+        let (ctx, audit, claims) = (self.ctx, &self.audit, &self.claims);
+        let enrich = |(id, prefetched): (String, Option<UserRecord>)| async move {
+            let result = enrich_claimed(ctx, audit, claims, &id, prefetched, WhenBusy::Leave).await;
+            (id, result)
+        };
+        futures::stream::iter(work.into_iter().map(enrich))
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await
+    }
+
+    /// Counts one user's result; true when it is unsettled and worth trying again.
+    fn record(&mut self, id: &str, result: Result<UserResult, EnrichError>) -> bool {
+        match result {
+            Ok(r) => {
+                if matches!(r.outcome, Outcome::Updated { .. }) && !r.dry_run {
+                    self.summary.writes += 1;
+                }
+                tracing::info!(user_id = %r.user_id, outcome = r.outcome.code(), "new-hire-watch");
+                self.summary.outcomes.add_result(&r);
+                match &r.outcome {
+                    Outcome::ClaimedElsewhere { .. } => true,
+                    Outcome::Failed { transient, .. } => *transient,
+                    _ => false,
+                }
+            }
+            Err(e) => {
+                // A failed read of one user must not lose the others: report it, keep going.
+                tracing::warn!(user_id = %id, error = %e, "could not enrich a changed user");
+                let transient = e.is_transient();
+                self.summary.outcomes.add(&Outcome::Failed {
+                    reason: e.to_string(),
+                    transient,
+                });
+                transient
+            }
+        }
+    }
+
+    fn finish(mut self, retry: &[RetryUser]) -> WatchSummary {
+        self.summary.retry_pending = retry.len() as u64;
+        self.summary.claims = self.claims.stats();
+        self.summary
+    }
+}
+
+/// The retry list as the cursor stores it: the newest [`MAX_RETRY_USERS`], the rest abandoned.
+fn bounded(retry: &mut Vec<RetryUser>, summary: &mut WatchSummary) -> Vec<RetryUser> {
+    if retry.len() > MAX_RETRY_USERS {
+        let dropped = retry.len() - MAX_RETRY_USERS;
+        tracing::warn!(
+            users = dropped,
+            "too many unsettled users to carry; the oldest are left to the next backfill"
+        );
+        summary.retry_abandoned += dropped as u64;
+        retry.drain(..dropped);
+    }
+    retry.clone()
+}
+
+/// Saves the cursor over the version this invocation read (or as new); a conflict means another
+/// instance moved it, and this one stops.
+async fn save_cursor(
+    ctx: &EnrichContext,
+    etag: Option<entra_state::ETag>,
+    cursor: &Cursor,
+) -> Result<entra_state::ETag, WatchError> {
+    let cond = match etag {
+        Some(e) => WriteCondition::IfMatch(e),
+        None => WriteCondition::IfNoneMatch,
+    };
+    let bytes = serde_json::to_vec(cursor).unwrap_or_default();
+    match ctx.state.put(CURSOR_KEY, bytes.into(), cond).await {
+        Ok(e) => Ok(e),
+        Err(entra_state::StateError::Conflict { .. }) => Err(WatchError::Conflict),
+        Err(e) => Err(e.into()),
+    }
 }
