@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use entra_core::{
-    plan_user_among, AddressBook, EmployeeIdIndex, FieldIssue, HrIndex, Outcome, SourceLookup,
-    UserPatch, UserRecord,
+    plan_user_among, AddressBook, Decision, EmployeeIdIndex, FieldIssue, HrIndex, Outcome,
+    SourceLookup, UserPatch, UserRecord,
 };
 use entra_graph::GraphError;
 use entra_state::{StateStore, WriteCondition};
@@ -183,6 +183,26 @@ struct PlannedWrite {
 }
 
 impl PlannedWrite {
+    fn new(
+        user: &UserRecord,
+        patch: UserPatch,
+        outcome: Outcome,
+        issues: Vec<FieldIssue>,
+        read_at: i64,
+    ) -> Self {
+        Self {
+            user_id: user.id().to_string(),
+            upn: user.user_principal_name().map(str::to_string),
+            employee_id: user.employee_id().map(str::to_string),
+            other_mails: user.other_mails(),
+            usage_location: user.usage_location().map(str::to_string),
+            patch,
+            outcome,
+            issues,
+            read_at,
+        }
+    }
+
     /// Rebuilds the minimal user record the audit log and the report need.
     fn record(&self) -> Option<UserRecord> {
         UserRecord::from_json(json!({
@@ -440,83 +460,139 @@ async fn backfill(
     progress: &dyn Progress,
 ) -> Result<BackfillSummary, BackfillError> {
     let started = Instant::now();
-    let deadline = options.time_budget.map(|b| started + b);
-
-    // A dry run never touches the checkpoint: it must not interfere with a real run.
-    let (run_id, resumed, etag) = if ctx.dry_run {
-        (RunId::new(), false, None)
-    } else {
-        start_or_resume(ctx.state.as_ref(), options.fresh).await?
-    };
-    let audit = AuditLog::new(ctx.state.clone(), run_id.clone(), "backfill");
-    let already: HashSet<String> = if resumed {
-        read_run(ctx.state.as_ref(), &run_id)
-            .await?
-            .into_iter()
-            .map(|r| r.user_id)
-            .collect()
-    } else {
-        HashSet::new()
-    };
-    if resumed {
-        tracing::info!(run_id = %run_id, users_already_written = already.len(), "resuming an unfinished backfill");
-    }
-    let mut denied = load_denied(ctx.state.as_ref()).await?;
+    let start = RunStart::load(ctx, options.fresh).await?;
+    let denied = load_denied(ctx.state.as_ref()).await?;
     let denied_before = denied.clone();
 
     // Pass 1: the employeeId index of the in-scope population (a small $select; ~101 requests for
     // 100,000 users). An employeeId shared by several in-scope users is ambiguous: refused below.
     progress.phase("indexing", None);
-    // It also fills the address book: nobody's alternate email may be someone else's address.
-    let mut index_select: Vec<String> = [
-        "id",
-        "employeeId",
-        "onPremisesSyncEnabled",
-        "userPrincipalName",
-        "mail",
-        "otherMails",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let directory = matches!(ctx.hr, HrSource::Directory);
-    let source_props = if directory {
-        ctx.sources.properties()
-    } else {
-        Vec::new()
-    };
-    for p in ctx
-        .policy
-        .scope
-        .properties()
-        .into_iter()
-        .chain(source_props)
-    {
-        if !index_select.iter().any(|s| s.eq_ignore_ascii_case(&p)) {
-            index_select.push(p);
-        }
+    let population = index_population(ctx, progress).await?;
+
+    // Pass 2: stream again, plan each user, and write as we go.
+    progress.phase("reconciling", Some(population.count));
+    let write_started = Instant::now();
+    let mut pass = Reconcile::new(ctx, options, &start, &population, denied);
+    pass.deadline = options.time_budget.map(|b| started + b);
+    pass.run(progress).await?;
+    pass.retry_transient().await;
+    progress.finish();
+    let write_ms = write_started.elapsed().as_millis() as u64;
+
+    let complete = pass.totals.deferred == 0;
+    if !ctx.dry_run && (pass.denied != denied_before || options.retry_denied) {
+        save_denied(ctx.state.as_ref(), &pass.denied).await?;
     }
-    let index_refs: Vec<&str> = index_select.iter().map(String::as_str).collect();
-    let mut pager = ctx.graph.list_users(None, &index_refs, 999);
-    let mut index = EmployeeIdIndex::default();
-    let mut book = AddressBook::new();
-    let mut population = 0u64;
+    if !ctx.dry_run {
+        let status = if complete {
+            RunStatus::Complete
+        } else {
+            RunStatus::Running
+        };
+        save_checkpoint(
+            ctx.state.as_ref(),
+            &start.run_id,
+            status,
+            start.etag.clone(),
+        )
+        .await?;
+    }
+    let (listed, in_scope, claims) = (pass.listed, pass.in_scope, pass.pipeline.claims.stats());
+    let totals = pass.totals;
+    Ok(BackfillSummary {
+        run_id: start.run_id,
+        resumed: start.resumed,
+        dry_run: ctx.dry_run,
+        complete,
+        users_listed: listed,
+        users_in_scope: in_scope,
+        writes: totals.written,
+        already_written: totals.already_written,
+        deferred: totals.deferred,
+        outcomes: totals.tally,
+        elapsed_ms: started.elapsed().as_millis() as u64,
+        write_ms,
+        claims,
+        hr_file: population.hr_file,
+        report: totals.report,
+        in_scope_ids: Arc::new(population.index),
+    })
+}
+
+/// The run a backfill invocation belongs to: a new one, or the unfinished one it continues.
+struct RunStart {
+    run_id: RunId,
+    resumed: bool,
+    etag: Option<entra_state::ETag>,
+    /// The users the continued run already wrote (its audit log): never written twice.
+    already: HashSet<String>,
+}
+
+impl RunStart {
+    async fn load(ctx: &EnrichContext, fresh: bool) -> Result<Self, BackfillError> {
+        // A dry run never touches the checkpoint: it must not interfere with a real run.
+        let (run_id, resumed, etag) = if ctx.dry_run {
+            (RunId::new(), false, None)
+        } else {
+            start_or_resume(ctx.state.as_ref(), fresh).await?
+        };
+        let mut already = HashSet::new();
+        if resumed {
+            already = read_run(ctx.state.as_ref(), &run_id)
+                .await?
+                .into_iter()
+                .map(|r| r.user_id)
+                .collect();
+            tracing::info!(run_id = %run_id, users_already_written = already.len(), "resuming an unfinished backfill");
+        }
+        Ok(Self {
+            run_id,
+            resumed,
+            etag,
+            already,
+        })
+    }
+}
+
+/// What pass 1 learned about the whole directory.
+struct Population {
+    /// Users listed, in scope or not.
+    count: u64,
+    /// The employeeIds of the in-scope users: who shares one, and which HR rows match a user.
+    index: EmployeeIdIndex,
+    /// Every address in use, and the one each in-scope user is planned: nobody is given another's.
+    book: AddressBook,
+    /// The HR records of in-scope users (`None` for the directory source).
+    hr: Option<Arc<HrIndex>>,
+    hr_file: Option<HrFileCounts>,
+}
+
+async fn index_population(
+    ctx: &EnrichContext,
+    progress: &dyn Progress,
+) -> Result<Population, BackfillError> {
+    let select = index_select(ctx);
+    let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
+    let directory = matches!(ctx.hr, HrSource::Directory);
+    let mut pager = ctx.graph.list_users(None, &select_refs, 999);
+    let (mut index, mut book, mut count) = (EmployeeIdIndex::default(), AddressBook::new(), 0u64);
     while let Some(page) = pager.next_page().await? {
-        population += page.len() as u64;
+        count += page.len() as u64;
         progress.advance(page.len() as u64);
-        for json in page {
-            let Ok(user) = UserRecord::from_json(json) else {
-                continue;
-            };
+        for user in page
+            .into_iter()
+            .filter_map(|j| UserRecord::from_json(j).ok())
+        {
             book.insert_user(&user);
-            if ctx.policy.scope.matches(&user) {
-                if let Some(eid) = user.employee_id() {
-                    index.insert(eid, user.id());
-                }
-                if directory {
-                    let planned = ctx.sources.values_from_user(&user).personal_email;
-                    book.insert_planned(user.id(), planned.as_deref().unwrap_or_default());
-                }
+            if !ctx.policy.scope.matches(&user) {
+                continue;
+            }
+            if let Some(eid) = user.employee_id() {
+                index.insert(eid, user.id());
+            }
+            if directory {
+                let planned = ctx.sources.values_from_user(&user).personal_email;
+                book.insert_planned(user.id(), planned.as_deref().unwrap_or_default());
             }
         }
     }
@@ -530,167 +606,227 @@ async fn backfill(
         }
     }
     book.freeze_to_planned();
-
-    // Pass 2: stream again, plan each user, and write as we go.
-    progress.phase("reconciling", Some(population));
-    let select = ctx.select();
-    let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
-    // No server-side prefilter: out-of-scope users are read too, so the report names them.
-    let mut pager = ctx.graph.list_users(None, &select_refs, 999);
-    let mut totals = Totals::default();
-    let claims = Claims::new(ctx.state.clone(), "backfill", run_id.as_str());
-    let mut pipeline = WritePipeline::new(ctx, audit.clone(), claims.clone(), options.concurrency);
-    let (mut listed, mut in_scope, mut issued) = (0u64, 0u64, 0usize);
-    let write_started = Instant::now();
-
-    loop {
-        let read_at = unix_ms(time::OffsetDateTime::now_utc());
-        let Some(page) = pager.next_page().await? else {
-            break;
-        };
-        listed += page.len() as u64;
-        progress.advance(page.len() as u64);
-        for json in page {
-            let Ok(user) = UserRecord::from_json(json) else {
-                tracing::warn!("Graph returned a user without an id; skipped");
-                continue;
-            };
-            if !ctx.policy.scope.matches(&user) {
-                let r = UserResult::without_write(&user, Outcome::OutOfScope, Vec::new());
-                totals.settle(&r, None);
-                continue;
-            }
-            in_scope += 1;
-            let values;
-            let (lookup, personal_email) = match hr.as_deref() {
-                None => {
-                    values = ctx.sources.values_from_user(&user);
-                    (SourceLookup::Found(&values), values.personal_email.clone())
-                }
-                Some(hr) => match user.employee_id() {
-                    Some(eid) => {
-                        let l = hr.lookup(eid);
-                        let email = match &l {
-                            SourceLookup::Found(v) => v.personal_email.clone(),
-                            _ => None,
-                        };
-                        (l, email)
-                    }
-                    None => (SourceLookup::NotFound, None),
-                },
-            };
-            let duplicate = user.employee_id().is_some_and(|e| index.is_duplicate(e));
-            let decision = plan_user_among(&ctx.policy, &user, lookup, duplicate, &book);
-            let Some(patch) = decision.patch else {
-                let r = UserResult::without_write(&user, decision.outcome, decision.issues);
-                totals.settle(&r, personal_email.as_deref());
-                continue;
-            };
-            if already.contains(user.id()) {
-                // Written by this run before it was interrupted.
-                totals.already_written += 1;
-                let r = UserResult::without_write(&user, decision.outcome, decision.issues);
-                totals.settle(&r, personal_email.as_deref());
-                continue;
-            }
-            if denied.contains(user.id()) && !options.retry_denied {
-                let r = UserResult::without_write(
-                    &user,
-                    Outcome::denied_privileged(),
-                    vec![FieldIssue {
-                        field: "otherMails",
-                        reason: "not attempted: denied by an earlier run; rerun with --retry-denied after granting the role".into(),
-                    }],
-                );
-                totals.settle(&r, None);
-                continue;
-            }
-            if options.limit.is_some_and(|l| issued >= l)
-                || deadline.is_some_and(|d| Instant::now() >= d)
-            {
-                totals.deferred += 1;
-                continue;
-            }
-            issued += 1;
-            if ctx.dry_run {
-                let mut r = UserResult::without_write(&user, decision.outcome, decision.issues);
-                r.dry_run = true;
-                totals.settle(&r, None);
-                continue;
-            }
-            let write = PlannedWrite {
-                user_id: user.id().to_string(),
-                upn: user.user_principal_name().map(str::to_string),
-                employee_id: user.employee_id().map(str::to_string),
-                other_mails: user.other_mails(),
-                usage_location: user.usage_location().map(str::to_string),
-                patch,
-                outcome: decision.outcome,
-                issues: decision.issues,
-                read_at,
-            };
-            pipeline.push(write, &mut totals, &mut denied).await;
-        }
-    }
-    pipeline.drain(&mut totals, &mut denied).await;
-
-    // Transient failures (throttling storms, 5xx) that outlasted the client's own retries get
-    // further rounds, so a storm delays writes but does not lose them.
-    for round in 2..=TRANSIENT_ROUNDS {
-        if pipeline.retry.is_empty() {
-            break;
-        }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            totals.deferred += pipeline.retry.len() as u64;
-            pipeline.retry.clear();
-            break;
-        }
-        tracing::info!(
-            round,
-            users = pipeline.retry.len(),
-            "retrying writes that failed transiently"
-        );
-        tokio::time::sleep(Duration::from_millis(500 * u64::from(round))).await;
-        pipeline.last_round = round == TRANSIENT_ROUNDS;
-        for w in std::mem::take(&mut pipeline.retry) {
-            pipeline.push(w, &mut totals, &mut denied).await;
-        }
-        pipeline.drain(&mut totals, &mut denied).await;
-    }
-    progress.finish();
-    let write_ms = write_started.elapsed().as_millis() as u64;
-
-    let complete = totals.deferred == 0;
-    if !ctx.dry_run && (denied != denied_before || options.retry_denied) {
-        save_denied(ctx.state.as_ref(), &denied).await?;
-    }
-    if !ctx.dry_run {
-        let status = if complete {
-            RunStatus::Complete
-        } else {
-            RunStatus::Running
-        };
-        save_checkpoint(ctx.state.as_ref(), &run_id, status, etag).await?;
-    }
-
-    Ok(BackfillSummary {
-        run_id,
-        resumed,
-        dry_run: ctx.dry_run,
-        complete,
-        users_listed: listed,
-        users_in_scope: in_scope,
-        writes: totals.written,
-        already_written: totals.already_written,
-        deferred: totals.deferred,
-        outcomes: totals.tally,
-        elapsed_ms: started.elapsed().as_millis() as u64,
-        write_ms,
-        claims: claims.stats(),
+    Ok(Population {
+        count,
+        index,
+        book,
+        hr,
         hr_file,
-        report: totals.report,
-        in_scope_ids: Arc::new(index),
     })
+}
+
+/// Pass 1's `$select`: identity, every address in use, the scope's properties, and (for the
+/// directory source) the properties the values come from.
+fn index_select(ctx: &EnrichContext) -> Vec<String> {
+    let mut select: Vec<String> = [
+        "id",
+        "employeeId",
+        "onPremisesSyncEnabled",
+        "userPrincipalName",
+        "mail",
+        "otherMails",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let source_props = match ctx.hr {
+        HrSource::Directory => ctx.sources.properties(),
+        _ => Vec::new(),
+    };
+    for p in ctx
+        .policy
+        .scope
+        .properties()
+        .into_iter()
+        .chain(source_props)
+    {
+        if !select.iter().any(|s| s.eq_ignore_ascii_case(&p)) {
+            select.push(p);
+        }
+    }
+    select
+}
+
+/// Pass 2's working set: the plans, the writes in flight and the counts so far.
+struct Reconcile<'a> {
+    ctx: &'a EnrichContext,
+    options: &'a BackfillOptions,
+    start: &'a RunStart,
+    population: &'a Population,
+    /// No write starts after this (timer invocations); the rest is deferred.
+    deadline: Option<Instant>,
+    pipeline: WritePipeline,
+    totals: Totals,
+    denied: HashSet<String>,
+    listed: u64,
+    in_scope: u64,
+    /// Writes started, against `options.limit`.
+    issued: usize,
+}
+
+impl<'a> Reconcile<'a> {
+    fn new(
+        ctx: &'a EnrichContext,
+        options: &'a BackfillOptions,
+        start: &'a RunStart,
+        population: &'a Population,
+        denied: HashSet<String>,
+    ) -> Self {
+        let audit = AuditLog::new(ctx.state.clone(), start.run_id.clone(), "backfill");
+        let claims = Claims::new(ctx.state.clone(), "backfill", start.run_id.as_str());
+        Self {
+            ctx,
+            options,
+            start,
+            population,
+            deadline: None,
+            pipeline: WritePipeline::new(ctx, audit, claims, options.concurrency),
+            totals: Totals::default(),
+            denied,
+            listed: 0,
+            in_scope: 0,
+            issued: 0,
+        }
+    }
+
+    /// Lists every user again and reconciles each, writing as it goes.
+    async fn run(&mut self, progress: &dyn Progress) -> Result<(), BackfillError> {
+        let select = self.ctx.select();
+        let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
+        // No server-side prefilter: out-of-scope users are read too, so the report names them.
+        let mut pager = self.ctx.graph.list_users(None, &select_refs, 999);
+        loop {
+            let read_at = unix_ms(time::OffsetDateTime::now_utc());
+            let Some(page) = pager.next_page().await? else {
+                break;
+            };
+            self.listed += page.len() as u64;
+            progress.advance(page.len() as u64);
+            for json in page {
+                match UserRecord::from_json(json) {
+                    Ok(user) => self.reconcile_user(user, read_at).await,
+                    Err(_) => tracing::warn!("Graph returned a user without an id; skipped"),
+                }
+            }
+        }
+        self.pipeline
+            .drain(&mut self.totals, &mut self.denied)
+            .await;
+        Ok(())
+    }
+
+    /// Plans one user and settles it, or queues its write.
+    async fn reconcile_user(&mut self, user: UserRecord, read_at: i64) {
+        if !self.ctx.policy.scope.matches(&user) {
+            let r = UserResult::without_write(&user, Outcome::OutOfScope, Vec::new());
+            self.totals.settle(&r, None);
+            return;
+        }
+        self.in_scope += 1;
+        let (decision, personal_email) = self.plan(&user);
+        let Some(patch) = decision.patch else {
+            let r = UserResult::without_write(&user, decision.outcome, decision.issues);
+            self.totals.settle(&r, personal_email.as_deref());
+            return;
+        };
+        if self.start.already.contains(user.id()) {
+            // Written by this run before it was interrupted.
+            self.totals.already_written += 1;
+            let r = UserResult::without_write(&user, decision.outcome, decision.issues);
+            self.totals.settle(&r, personal_email.as_deref());
+            return;
+        }
+        if self.denied.contains(user.id()) && !self.options.retry_denied {
+            self.totals.settle(&denied_earlier(&user), None);
+            return;
+        }
+        if self.options.limit.is_some_and(|l| self.issued >= l) || self.past_deadline() {
+            self.totals.deferred += 1;
+            return;
+        }
+        self.issued += 1;
+        if self.ctx.dry_run {
+            let mut r = UserResult::without_write(&user, decision.outcome, decision.issues);
+            r.dry_run = true;
+            self.totals.settle(&r, None);
+            return;
+        }
+        let write = PlannedWrite::new(&user, patch, decision.outcome, decision.issues, read_at);
+        self.pipeline
+            .push(write, &mut self.totals, &mut self.denied)
+            .await;
+    }
+
+    /// The user's plan among the whole population, and the personal email it was planned from.
+    fn plan(&self, user: &UserRecord) -> (Decision, Option<String>) {
+        let population = self.population;
+        let duplicate = user
+            .employee_id()
+            .is_some_and(|e| population.index.is_duplicate(e));
+        let policy = &self.ctx.policy;
+        match population.hr.as_deref() {
+            None => {
+                let values = self.ctx.sources.values_from_user(user);
+                let lookup = SourceLookup::Found(&values);
+                let decision = plan_user_among(policy, user, lookup, duplicate, &population.book);
+                (decision, values.personal_email.clone())
+            }
+            Some(hr) => {
+                let lookup = user
+                    .employee_id()
+                    .map_or(SourceLookup::NotFound, |eid| hr.lookup(eid));
+                let email = match &lookup {
+                    SourceLookup::Found(v) => v.personal_email.clone(),
+                    _ => None,
+                };
+                let decision = plan_user_among(policy, user, lookup, duplicate, &population.book);
+                (decision, email)
+            }
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Transient failures (throttling storms, 5xx) that outlasted the client's own retries get
+    /// further rounds, so a storm delays writes but does not lose them.
+    async fn retry_transient(&mut self) {
+        for round in 2..=TRANSIENT_ROUNDS {
+            if self.pipeline.retry.is_empty() {
+                break;
+            }
+            if self.past_deadline() {
+                self.totals.deferred += self.pipeline.retry.len() as u64;
+                self.pipeline.retry.clear();
+                break;
+            }
+            let users = self.pipeline.retry.len();
+            tracing::info!(round, users, "retrying writes that failed transiently");
+            tokio::time::sleep(Duration::from_millis(500 * u64::from(round))).await;
+            self.pipeline.last_round = round == TRANSIENT_ROUNDS;
+            for w in std::mem::take(&mut self.pipeline.retry) {
+                self.pipeline
+                    .push(w, &mut self.totals, &mut self.denied)
+                    .await;
+            }
+            self.pipeline
+                .drain(&mut self.totals, &mut self.denied)
+                .await;
+        }
+    }
+}
+
+/// A user Graph refused in an earlier run (a privileged admin): not attempted again.
+fn denied_earlier(user: &UserRecord) -> UserResult {
+    UserResult::without_write(
+        user,
+        Outcome::denied_privileged(),
+        vec![FieldIssue {
+            field: "otherMails",
+            reason: "not attempted: denied by an earlier run; rerun with --retry-denied after granting the role".into(),
+        }],
+    )
 }
 
 /// The HR records of in-scope users: `None` for the directory source. A file is read whole (every
