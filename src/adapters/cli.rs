@@ -9,19 +9,18 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::app::{build_context, AppError, AppOptions, ErrorKind};
+use crate::app::{App, AppError, AppOptions, ErrorKind};
 use crate::config::{process_env, Config, ConfigError};
 use crate::handlers::apply::UPDATED_WITH_WARNINGS;
-use crate::handlers::audit::{read_run, AuditLog, AuditRecord};
-use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, Progress};
-use crate::handlers::claim::Claims;
+use crate::handlers::audit::AuditRecord;
+use crate::handlers::backfill::{BackfillOptions, BackfillSummary, Progress};
 use crate::handlers::context::HrSource;
-use crate::handlers::enrich::{enrich_user, UserRef, WhenBusy};
+use crate::handlers::enrich::{UserRef, WhenBusy};
 use crate::handlers::report::{neutralise_formula, render_csv, render_json};
-use crate::handlers::rollback::run_rollback;
-use crate::handlers::watch::run_watch;
-use crate::handlers::{EnrichContext, RunId};
+use crate::handlers::RunId;
 use crate::sources::HrFile;
+
+use super::lambda::LambdaError;
 
 /// entra-enrich: fills otherMails (the SSPR alternate email) and usageLocation on hybrid Entra ID users.
 #[derive(Debug, Parser)]
@@ -149,26 +148,45 @@ pub enum CliError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     App(#[from] AppError),
+    /// A bad argument: the message names the flag and what it accepts.
     #[error("{0}")]
     Usage(String),
-    #[error("{0}")]
-    Failed(String),
+    /// A report or listing could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Lambda(#[from] LambdaError),
 }
 
 impl CliError {
     /// The process exit code: 2 for a bad argument (as clap), 78 for a setting to fix (sysexits
-    /// `EX_CONFIG`), 75 when trying again later may work (`EX_TEMPFAIL`), 1 otherwise.
+    /// `EX_CONFIG`), 75 when trying again later may work (`EX_TEMPFAIL`), 74 for a file that could
+    /// not be written (`EX_IOERR`), 1 otherwise.
     pub fn exit_code(&self) -> u8 {
+        let of_kind = |kind: ErrorKind| match kind {
+            ErrorKind::Input => 2,
+            ErrorKind::Settings => 78,
+            ErrorKind::Transient => 75,
+            ErrorKind::Permanent => 1,
+        };
         match self {
             CliError::Usage(_) => 2,
             CliError::Config(_) => 78,
-            CliError::App(e) => match e.kind() {
-                ErrorKind::Input => 2,
-                ErrorKind::Settings => 78,
-                ErrorKind::Transient => 75,
-                ErrorKind::Permanent => 1,
-            },
-            CliError::Failed(_) => 1,
+            CliError::App(e) => of_kind(e.kind()),
+            CliError::Write { .. } => 74,
+            CliError::Lambda(LambdaError::Start(e)) => of_kind(e.kind()),
+            CliError::Lambda(LambdaError::NotOnLambda(_) | LambdaError::BadMemorySize) => 78,
+            CliError::Lambda(_) => 1,
+        }
+    }
+
+    fn write(path: &Path) -> impl FnOnce(std::io::Error) -> CliError + '_ {
+        move |source| CliError::Write {
+            path: path.to_path_buf(),
+            source,
         }
     }
 }
@@ -178,160 +196,133 @@ pub fn load_config() -> Result<Config, ConfigError> {
     Config::from_env(&process_env())
 }
 
-async fn context(dry_run: bool) -> Result<(Config, EnrichContext), CliError> {
-    let env = process_env();
-    let config = Config::from_env(&env)?;
-    let mut ctx = build_context(&config, &env, &AppOptions::default()).await?;
-    ctx.dry_run |= dry_run;
-    Ok((config, ctx))
+/// The app, built once from the process environment, as every command uses it.
+async fn start(dry_run: bool) -> Result<App, CliError> {
+    let app = App::start(&process_env(), &AppOptions::default()).await?;
+    Ok(app.dry_run(dry_run))
 }
 
-/// Runs one command.
+fn print_pretty<T: serde::Serialize>(value: &T) {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).unwrap_or_default()
+    );
+}
+
+fn parse_run(raw: &str) -> Result<RunId, CliError> {
+    RunId::parse(raw).map_err(|e| CliError::Usage(format!("--run: {e}")))
+}
+
+/// Runs one command: each translates its arguments to one [`App`] call and prints the answer.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         #[cfg(feature = "demo")]
         Command::Demo(args) => super::demo::run_demo(args.users, args.seed).await,
-        Command::Enrich(args) => {
-            let (_, ctx) = context(args.dry_run).await?;
-            let target = match (args.target.user_id, args.target.employee_id) {
-                (Some(id), _) => UserRef::Id(id),
-                (None, Some(eid)) => UserRef::EmployeeId(eid),
-                (None, None) => {
-                    return Err(CliError::Usage("give --user-id or --employee-id".into()))
-                }
-            };
-            let run_id = RunId::new();
-            let claims = Claims::new(ctx.state.clone(), "enrich", run_id.as_str());
-            let audit = AuditLog::new(ctx.state.clone(), run_id, "enrich");
-            // An engineer at a terminal can wait a few seconds for a handler writing the same user.
-            let wait = WhenBusy::Wait(Duration::from_secs(10));
-            let result = enrich_user(&ctx, &audit, &claims, &target, wait)
-                .await
-                .map_err(AppError::from)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&result).unwrap_or_default()
-            );
-            if result.is_write() && !result.dry_run {
-                println!("audit run id: {}", audit.run_id());
-            }
-            Ok(())
-        }
-        Command::Backfill(args) => {
-            let (config, mut ctx) = context(args.dry_run).await?;
-            ctx.hr = parse_source(&args.source)?;
-            let options = BackfillOptions {
-                limit: args.limit,
-                concurrency: args.concurrency,
-                time_budget: None,
-                fresh: args.fresh,
-                retry_denied: args.retry_denied,
-            };
-            let progress = TerminalProgress::new();
-            let summary = run_backfill(&ctx, &options, &progress)
-                .await
-                .map_err(AppError::from)?;
-            let report = report_path(&config, &summary, args.report.as_deref());
-            write_report(&summary, &report, args.show_pii)?;
-            if let HrSource::File(file) = &ctx.hr {
-                write_unmatched(file, &summary, &unmatched_path(&report), args.show_pii)?;
-            }
-            if args.json {
-                println!("{}", serde_json::to_string(&summary).unwrap_or_default());
-            } else {
-                print_backfill_summary(&summary, &report, &config);
-            }
-            Ok(())
-        }
+        Command::Enrich(args) => enrich(args).await,
+        Command::Backfill(args) => backfill(args).await,
         Command::Rollback(args) => {
-            let run_id =
-                RunId::parse(&args.run).map_err(|e| CliError::Usage(format!("--run: {e}")))?;
-            let (_, ctx) = context(args.dry_run).await?;
-            let summary = run_rollback(&ctx, &run_id).await.map_err(AppError::from)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary).unwrap_or_default()
-            );
+            let run_id = parse_run(&args.run)?;
+            let app = start(args.dry_run).await?;
+            print_pretty(&app.rollback(&run_id).await?);
             Ok(())
         }
         Command::Watch => {
-            let (config, ctx) = context(false).await?;
-            let summary = run_watch(&ctx, config.time_budget)
-                .await
-                .map_err(AppError::from)?;
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&summary).unwrap_or_default()
-            );
+            let app = start(false).await?;
+            print_pretty(&app.watch(app.config().time_budget).await?);
             Ok(())
         }
         Command::Audit(args) => {
-            let run_id =
-                RunId::parse(&args.run).map_err(|e| CliError::Usage(format!("--run: {e}")))?;
-            let (_, ctx) = context(false).await?;
-            let records = read_run(ctx.state.as_ref(), &run_id)
-                .await
-                .map_err(|e| CliError::Failed(e.to_string()))?;
-            if records.is_empty() {
-                return Err(CliError::Failed(format!(
-                    "run {run_id} has no audit records (see `entra-enrich runs`)"
-                )));
-            }
+            let run_id = parse_run(&args.run)?;
+            let records = start(false).await?.audit(&run_id).await?;
             print!("{}", render_audit(&records, args.mask));
             Ok(())
         }
         Command::Runs => {
-            let (_, ctx) = context(false).await?;
-            let keys = ctx.state.list("audit/").await.map_err(AppError::from)?;
-            if keys.is_empty() {
+            let runs = start(false).await?.runs().await?;
+            if runs.is_empty() {
                 println!("no runs have written anything yet");
             }
-            for k in keys {
-                let id = k.trim_start_matches("audit/").trim_end_matches(".jsonl");
-                println!("{id}");
-            }
+            runs.iter().for_each(|id| println!("{id}"));
             Ok(())
         }
-        Command::Config => {
-            let config = load_config()?;
-            println!("settings are valid");
-            println!(
-                "  GRAPH_BASE_URL              {}",
-                config.graph_base_url.origin().ascii_serialization()
-            );
-            println!("  credential                  {}", credential_name(&config));
-            println!("  ENRICH_SCOPE                {}", config.scope);
-            println!(
-                "  ENRICH_OTHERMAILS_SOURCE    {}",
-                config.other_mails_source
-            );
-            println!(
-                "  ENRICH_USAGELOCATION_SOURCE {}",
-                config
-                    .usage_location_source
-                    .as_ref()
-                    .map(|p| p.to_string())
-                    .unwrap_or_else(|| "(unset: usageLocation is never written)".into())
-            );
-            println!(
-                "  ENRICH_OTHERMAILS_MODE      {:?}",
-                config.other_mails_mode
-            );
-            println!("  ENRICH_DRY_RUN              {}", config.dry_run);
-            println!(
-                "  ENRICH_MAX_WRITES_PER_MINUTE {}",
-                config.max_writes_per_minute
-            );
-            for w in config.warnings() {
-                println!("warning: {w}");
-            }
-            Ok(())
-        }
+        Command::Config => show_config(&load_config()?),
         Command::Serve => Ok(super::azure_functions::serve_from_env().await?),
-        Command::Lambda => super::lambda::run_from_env()
-            .await
-            .map_err(|e| CliError::Failed(e.to_string())),
+        Command::Lambda => Ok(super::lambda::run_from_env().await?),
     }
+}
+
+async fn enrich(args: EnrichArgs) -> Result<(), CliError> {
+    let target = match (args.target.user_id, args.target.employee_id) {
+        (Some(id), _) => UserRef::Id(id),
+        (None, Some(eid)) => UserRef::EmployeeId(eid),
+        (None, None) => return Err(CliError::Usage("give --user-id or --employee-id".into())),
+    };
+    let app = start(args.dry_run).await?;
+    // An engineer at a terminal can wait a few seconds for a handler writing the same user.
+    let wait = WhenBusy::Wait(Duration::from_secs(10));
+    let (result, run_id) = app.enrich(&target, wait).await?;
+    print_pretty(&result);
+    if result.is_write() && !result.dry_run {
+        println!("audit run id: {run_id}");
+    }
+    Ok(())
+}
+
+async fn backfill(args: BackfillArgs) -> Result<(), CliError> {
+    let hr = parse_source(&args.source)?;
+    let app = start(args.dry_run).await?.with_hr(hr);
+    let options = BackfillOptions {
+        limit: args.limit,
+        concurrency: args.concurrency,
+        time_budget: None,
+        fresh: args.fresh,
+        retry_denied: args.retry_denied,
+    };
+    let summary = app.backfill(&options, &TerminalProgress::new()).await?;
+    let config = app.config();
+    let report = report_path(config, &summary, args.report.as_deref());
+    write_report(&summary, &report, args.show_pii)?;
+    if let HrSource::File(file) = &app.context().hr {
+        write_unmatched(file, &summary, &unmatched_path(&report), args.show_pii)?;
+    }
+    if args.json {
+        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+    } else {
+        print_backfill_summary(&summary, &report, config);
+    }
+    Ok(())
+}
+
+/// `config`: the settings as the app reads them, and every warning.
+fn show_config(config: &Config) -> Result<(), CliError> {
+    let usage_location = config
+        .usage_location_source
+        .as_ref()
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "(unset: usageLocation is never written)".into());
+    let graph = config.graph_base_url.origin().ascii_serialization();
+    println!("settings are valid");
+    println!("  GRAPH_BASE_URL              {graph}");
+    println!("  credential                  {}", credential_name(config));
+    println!("  ENRICH_SCOPE                {}", config.scope);
+    println!(
+        "  ENRICH_OTHERMAILS_SOURCE    {}",
+        config.other_mails_source
+    );
+    println!("  ENRICH_USAGELOCATION_SOURCE {usage_location}");
+    println!(
+        "  ENRICH_OTHERMAILS_MODE      {:?}",
+        config.other_mails_mode
+    );
+    println!("  ENRICH_DRY_RUN              {}", config.dry_run);
+    println!(
+        "  ENRICH_MAX_WRITES_PER_MINUTE {}",
+        config.max_writes_per_minute
+    );
+    for w in config.warnings() {
+        println!("warning: {w}");
+    }
+    Ok(())
 }
 
 fn credential_name(config: &Config) -> &'static str {
@@ -375,14 +366,11 @@ pub fn write_report(
     show_pii: bool,
 ) -> Result<(), CliError> {
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| CliError::Failed(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(CliError::write(parent))?;
     }
-    write_private(path, &render_json(&summary.report, show_pii))
-        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", path.display())))?;
+    write_private(path, &render_json(&summary.report, show_pii)).map_err(CliError::write(path))?;
     let csv = path.with_extension("csv");
-    write_private(&csv, &render_csv(&summary.report, show_pii))
-        .map_err(|e| CliError::Failed(format!("cannot write {}: {e}", csv.display())))?;
+    write_private(&csv, &render_csv(&summary.report, show_pii)).map_err(CliError::write(&csv))?;
     Ok(())
 }
 
@@ -429,13 +417,11 @@ pub fn write_unmatched(
     path: &Path,
     show_pii: bool,
 ) -> Result<(), CliError> {
-    let failed = |e: &dyn std::fmt::Display| {
-        CliError::Failed(format!("cannot write {}: {e}", path.display()))
-    };
-    let out = create_private(path).map_err(|e| failed(&e))?;
+    let failed = |e: csv::Error| CliError::write(path)(e.into());
+    let out = create_private(path).map_err(CliError::write(path))?;
     let mut w = csv::Writer::from_writer(std::io::BufWriter::new(out));
     w.write_record(["line", "employeeId", "personalEmail", "reason"])
-        .map_err(|e| failed(&e))?;
+        .map_err(failed)?;
     let ids = summary.in_scope_ids.clone();
     let mut error = None;
     let reason = "no in-scope Entra user has this employeeId: a new hire not synced yet, an employeeId typo, or a leaver";
@@ -460,11 +446,14 @@ pub fn write_unmatched(
             error = Some(e);
         }
     })
-    .map_err(|e| CliError::Failed(format!("listing unmatched HR records: {e}")))?;
+    .map_err(|e| {
+        let e = AppError::from(crate::handlers::backfill::BackfillError::Source(e));
+        e.context("listing the unmatched HR records")
+    })?;
     if let Some(e) = error {
-        return Err(failed(&e));
+        return Err(failed(e));
     }
-    w.flush().map_err(|e| failed(&e))
+    w.flush().map_err(CliError::write(path))
 }
 
 /// Prints the end-of-run summary table.

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use entra_sandbox::{Sandbox, SandboxOptions};
 
-use crate::app::{build_credential, build_state, context_from_parts};
+use crate::app::{build_credential, build_state, context_from_parts, AppError, ErrorKind};
 use crate::config::{Config, Env};
 use crate::handlers::backfill::{run_backfill, BackfillOptions};
 
@@ -25,7 +25,12 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
         ..SandboxOptions::default()
     })
     .await
-    .map_err(|e| CliError::Failed(format!("could not start the sandbox: {e}")))?;
+    .map_err(|e| {
+        AppError::new(
+            ErrorKind::Permanent,
+            format!("could not start the sandbox: {e}"),
+        )
+    })?;
 
     let state_dir = PathBuf::from(".entra-enrich")
         .join("demo")
@@ -58,8 +63,7 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
     // 1,000 writes a minute against a quota of 1,200 a minute, both time-scaled.
     options.max_writes_per_minute =
         (f64::from(config.max_writes_per_minute) * DEMO_TIME_SCALE) as u32;
-    let graph =
-        entra_graph::GraphClient::new(options).map_err(|e| CliError::Failed(e.to_string()))?;
+    let graph = entra_graph::GraphClient::new(options).map_err(AppError::from)?;
     let state = build_state(&config, credential)?;
     let ctx = context_from_parts(&config, graph, state);
 
@@ -72,17 +76,18 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
         let progress = TerminalProgress::new();
         let summary = run_backfill(&ctx, &BackfillOptions::default(), &progress)
             .await
-            .map_err(|e| CliError::Failed(e.to_string()))?;
+            .map_err(AppError::from)?;
         let report = state_dir
             .join("reports")
             .join(format!("{}.json", summary.run_id));
         write_report(&summary, &report, false)?;
         print_backfill_summary(&summary, &report, &config);
         if round == 2 && summary.writes != 0 {
-            return Err(CliError::Failed(format!(
+            let message = format!(
                 "the second backfill wrote {} users; it must write none",
                 summary.writes
-            )));
+            );
+            return Err(AppError::new(ErrorKind::Permanent, message).into());
         }
     }
 

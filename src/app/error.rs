@@ -9,6 +9,7 @@ use std::fmt;
 use entra_graph::{GraphError, GraphErrorKind};
 
 use crate::config::ConfigError;
+use crate::handlers::audit::AuditError;
 use crate::handlers::backfill::BackfillError;
 use crate::handlers::enrich::EnrichError;
 use crate::handlers::rollback::RollbackError;
@@ -187,7 +188,7 @@ impl From<BackfillError> for AppError {
         match e {
             BackfillError::Graph(g) => AppError::from(g).context("listing users from Graph"),
             BackfillError::State(s) => s.into(),
-            BackfillError::Audit(a) => RollbackError::Audit(a).into(),
+            BackfillError::Audit(a) => a.into(),
             BackfillError::Source(s) => {
                 AppError::new(ErrorKind::Input, s.to_string()).with_setting("--source")
             }
@@ -214,15 +215,24 @@ impl From<EnrichError> for AppError {
     }
 }
 
+impl From<AuditError> for AppError {
+    fn from(e: AuditError) -> Self {
+        match e {
+            AuditError::Store(s) => s.into(),
+            corrupt @ AuditError::Corrupt { .. } => {
+                AppError::new(ErrorKind::Permanent, corrupt.to_string())
+            }
+        }
+    }
+}
+
 impl From<RollbackError> for AppError {
     fn from(e: RollbackError) -> Self {
-        use crate::handlers::audit::AuditError;
         match e {
-            RollbackError::Audit(AuditError::Store(s)) => s.into(),
+            RollbackError::Audit(a) => a.into(),
             RollbackError::EmptyRun(_) => {
                 AppError::new(ErrorKind::Input, e.to_string()).with_setting("--run")
             }
-            other => AppError::new(ErrorKind::Permanent, other.to_string()),
         }
     }
 }

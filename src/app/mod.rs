@@ -25,8 +25,12 @@ pub use functions::{
 pub use shell::{Health, Platform, Shell};
 
 use crate::config::{Config, Env};
+use crate::handlers::apply::UserResult;
+use crate::handlers::audit::{read_run, AuditLog, AuditRecord};
 use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, Progress};
+use crate::handlers::claim::Claims;
 use crate::handlers::context::HrSource;
+use crate::handlers::enrich::{enrich_user, UserRef, WhenBusy};
 use crate::handlers::lcw_joiner::{handle_callout_by, JoinerRequest, JoinerResponse};
 use crate::handlers::rollback::{run_rollback, RollbackSummary};
 use crate::handlers::watch::{run_watch, WatchSummary};
@@ -128,6 +132,43 @@ impl App {
         progress: &dyn Progress,
     ) -> Result<BackfillSummary, AppError> {
         Ok(run_backfill(&self.ctx, options, progress).await?)
+    }
+
+    /// enrich: one user, claimed first; `when_busy` says whether to wait for a handler writing it.
+    /// Returns the result and the run id its audit records (if any) are filed under.
+    pub async fn enrich(
+        &self,
+        target: &UserRef,
+        when_busy: WhenBusy,
+    ) -> Result<(UserResult, RunId), AppError> {
+        let run_id = RunId::new();
+        let claims = Claims::new(self.ctx.state.clone(), "enrich", run_id.as_str());
+        let audit = AuditLog::new(self.ctx.state.clone(), run_id.clone(), "enrich");
+        let result = enrich_user(&self.ctx, &audit, &claims, target, when_busy).await?;
+        Ok((result, run_id))
+    }
+
+    /// The runs that wrote something, oldest first (their audit logs' names).
+    pub async fn runs(&self) -> Result<Vec<String>, AppError> {
+        let keys = self.ctx.state.list("audit/").await?;
+        let ids = keys.iter().map(|k| {
+            let id = k.trim_start_matches("audit/").trim_end_matches(".jsonl");
+            id.to_string()
+        });
+        let mut ids: Vec<String> = ids.collect();
+        // Run ids start with their UTC start time, so this is chronological.
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// One run's audit records: what it wrote, with the before-values an undo needs.
+    pub async fn audit(&self, run: &RunId) -> Result<Vec<AuditRecord>, AppError> {
+        let records = read_run(self.ctx.state.as_ref(), run).await?;
+        if records.is_empty() {
+            let message = format!("run {run} has no audit records (see `entra-enrich runs`)");
+            return Err(AppError::new(ErrorKind::Input, message).with_setting("--run"));
+        }
+        Ok(records)
     }
 
     /// rollback: restore the before-values written by `run`.
