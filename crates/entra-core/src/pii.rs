@@ -44,7 +44,9 @@ pub fn mask_emails_in(text: &str) -> String {
         token.clear();
     };
     for ch in text.chars() {
-        let is_addr_char = ch.is_alphanumeric() || "._%+-@'!#$&*=?^`{|}~".contains(ch);
+        // `=` is legal in a local part, but in log lines it is almost always `key=value`: it ends a
+        // token, so `subject=jane@x.com` keeps its key and the address is still masked.
+        let is_addr_char = ch.is_alphanumeric() || "._%+-@'!#$&*?^`{|}~".contains(ch);
         if is_addr_char {
             token.push(ch);
         } else {
@@ -79,6 +81,16 @@ mod tests {
         assert!(!masked.contains("Jane.Doe"), "{masked}");
         assert!(!masked.contains("bob@"), "{masked}");
         assert!(masked.contains("J***@E***.com"), "{masked}");
+    }
+
+    #[test]
+    fn a_log_field_keeps_its_key_and_loses_its_address() {
+        assert_eq!(
+            mask_emails_in("received subject=new.hire@contoso.com ok"),
+            "received subject=n***@c***.com ok"
+        );
+        assert_eq!(mask_emails_in("no address @ here"), "no address @ here");
+        assert_eq!(mask_emails_in(""), "");
     }
 
     #[test]

@@ -1,11 +1,11 @@
 //! The Azure Functions custom-handler protocol as a small hyper 1 server: `{Data, Metadata}` in,
-//! `{Outputs, Logs, ReturnValue}` out. Generic: no application code lives here.
+//! `{Outputs, Logs, ReturnValue}` out. Generic: no application code lives here; it borrows only
+//! `entra_core::pii`, so that every log line of the process is masked by one rule.
 //!
 //! Contract: https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers
 //! (research: `/work/shared/research/runtime.md` §1).
 
 pub mod logging;
-pub mod mask;
 pub mod protocol;
 pub mod server;
 
@@ -13,7 +13,6 @@ pub use logging::{
     current_masker, init_tracing, set_masker, InvocationLogLayer, LogSink, Masker, MaskingStdout,
     TracingInitError, INVOCATION_SPAN, MAX_LOG_LINES,
 };
-pub use mask::{mask_email, mask_emails};
 pub use protocol::{
     Body, HttpOutput, HttpTriggerRequest, InvokeRequest, InvokeResponse, ProtocolError,
     ScheduleStatus, SysMetadata, TimerInfo, TimerSchedule,

@@ -24,9 +24,12 @@ pub type Masker = fn(&str) -> String;
 
 static MASKER: OnceLock<Masker> = OnceLock::new();
 
-/// The masker in force: the one given to [`init_tracing`] / [`set_masker`], else [`crate::mask_emails`].
+/// The masker in force: the one given to [`init_tracing`] / [`set_masker`], else `entra_core::pii::mask_emails_in`.
 pub fn current_masker() -> Masker {
-    MASKER.get().copied().unwrap_or(crate::mask::mask_emails)
+    MASKER
+        .get()
+        .copied()
+        .unwrap_or(entra_core::pii::mask_emails_in)
 }
 
 /// Installs the process-wide masker. Returns `false` if one was already installed (the first wins).

@@ -5,8 +5,7 @@ use std::sync::{Arc, Once};
 use std::time::Instant;
 
 use functions_custom_handler::{
-    bind_from_lookup, mask_emails, serve, BindError, FunctionApp, HttpOutput, Invocation,
-    InvokeResponse,
+    bind_from_lookup, serve, BindError, FunctionApp, HttpOutput, Invocation, InvokeResponse,
 };
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -23,7 +22,8 @@ static INIT: Once = Once::new();
 
 fn init() {
     INIT.call_once(|| {
-        functions_custom_handler::init_tracing(mask_emails).expect("first init");
+        functions_custom_handler::init_tracing(entra_core::pii::mask_emails_in)
+            .expect("first init");
     });
 }
 
