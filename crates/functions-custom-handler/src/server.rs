@@ -205,79 +205,112 @@ async fn route(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<Fu
 }
 
 async fn invoke(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let masker = current_masker();
-    let requested = req.uri().path().trim_matches('/').to_string();
-    let known = app.function_names();
-    let Some(function) = known
-        .iter()
-        .find(|n| n.eq_ignore_ascii_case(&requested))
-        .cloned()
-    else {
-        return json_response(
-            StatusCode::NOT_FOUND,
-            &json!({
-                "error": format!("unknown function {:?}", masker(&requested)),
-                "knownFunctions": known,
-            }),
-        );
+    let function = match resolve_function(app.as_ref(), req.uri().path()) {
+        Ok(f) => f,
+        Err(reply) => return *reply,
     };
     let invocation_id = header_string(&req, INVOCATION_ID_HEADER);
     let host_version = header_string(&req, HOST_VERSION_HEADER);
-    let declared = header_string(&req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_ENVELOPE_BYTES as u64) {
-        return too_large();
-    }
-
-    let body = match Limited::new(req.into_body(), MAX_ENVELOPE_BYTES)
-        .collect()
-        .await
-    {
-        Ok(b) => b.to_bytes(),
-        Err(e) => {
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                return too_large();
-            }
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!("cannot read the invocation body: {}", masker(&e.to_string()))}),
-            );
-        }
-    };
-    let request: InvokeRequest = match serde_json::from_slice(&body) {
+    let request = match read_envelope(req, &function, invocation_id.as_deref()).await {
         Ok(r) => r,
-        Err(e) => {
-            tracing::warn!(function = %function, invocation_id = invocation_id.as_deref().unwrap_or("-"),
-                error = %masker(&e.to_string()), "invalid invocation envelope");
-            return json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": format!(
-                    "invalid invocation envelope (expected {{\"Data\":{{…}},\"Metadata\":{{…}}}}): {}",
-                    masker(&e.to_string())
-                )}),
-            );
-        }
+        Err(reply) => return *reply,
     };
-
-    let sink = LogSink::new();
-    let registration = SinkRegistration::new(&sink);
-    let span = tracing::info_span!(
-        INVOCATION_SPAN,
-        invocation_id = invocation_id.as_deref().unwrap_or("-"),
-        function = %function,
-        log_slot = registration.slot,
-    );
     let invocation = Invocation {
         request,
         invocation_id,
         host_version,
-        logs: sink.clone(),
+        logs: LogSink::new(),
     };
+    run_invocation(app, function, invocation).await
+}
+
+/// An early answer (404, 413, 400), boxed so the happy path stays small.
+type Refusal = Box<Response<Full<Bytes>>>;
+
+/// The function the host asked for (`POST /{FunctionName}`, case-insensitive), or a 404 that lists
+/// the known ones.
+fn resolve_function(app: &dyn FunctionApp, path: &str) -> Result<String, Refusal> {
+    let requested = path.trim_matches('/');
+    let known = app.function_names();
+    let found = known.iter().find(|n| n.eq_ignore_ascii_case(requested));
+    found.cloned().ok_or_else(|| {
+        Box::new(json_response(
+            StatusCode::NOT_FOUND,
+            &json!({
+                "error": format!("unknown function {:?}", current_masker()(requested)),
+                "knownFunctions": known,
+            }),
+        ))
+    })
+}
+
+/// Reads the `{Data, Metadata}` envelope, at most [`MAX_ENVELOPE_BYTES`]; 413 beyond, 400 when it is
+/// not an envelope (the message masked).
+async fn read_envelope(
+    req: Request<Incoming>,
+    function: &str,
+    invocation_id: Option<&str>,
+) -> Result<InvokeRequest, Refusal> {
+    let masker = current_masker();
+    let declared = header_string(&req, "content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_ENVELOPE_BYTES as u64) {
+        return Err(Box::new(too_large()));
+    }
+    let collected = Limited::new(req.into_body(), MAX_ENVELOPE_BYTES)
+        .collect()
+        .await;
+    let body = match collected {
+        Ok(b) => b.to_bytes(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return Err(Box::new(too_large()))
+        }
+        Err(e) => {
+            let error = format!(
+                "cannot read the invocation body: {}",
+                masker(&e.to_string())
+            );
+            return Err(Box::new(json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": error }),
+            )));
+        }
+    };
+    serde_json::from_slice(&body).map_err(|e| {
+        let reason = masker(&e.to_string());
+        tracing::warn!(function = %function, invocation_id = invocation_id.unwrap_or("-"),
+            error = %reason, "invalid invocation envelope");
+        let error = format!(
+            "invalid invocation envelope (expected {{\"Data\":{{…}},\"Metadata\":{{…}}}}): {reason}"
+        );
+        Box::new(json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({ "error": error }),
+        ))
+    })
+}
+
+/// Runs the function in its own task, inside the invocation span, so its tracing events land in its
+/// `Logs`; a panic or a cancellation becomes a 500 that still carries the logs.
+async fn run_invocation(
+    app: Arc<dyn FunctionApp>,
+    function: String,
+    invocation: Invocation,
+) -> Response<Full<Bytes>> {
+    let masker = current_masker();
+    let sink = invocation.logs.clone();
+    let registration = SinkRegistration::new(&sink);
+    let span = tracing::info_span!(
+        INVOCATION_SPAN,
+        invocation_id = invocation.invocation_id.as_deref().unwrap_or("-"),
+        function = %function,
+        log_slot = registration.slot,
+    );
     let started = Instant::now();
     let task = {
-        let app = app.clone();
-        let function = function.clone();
+        let (app, function) = (app.clone(), function.clone());
         tokio::spawn(
             async move { app.invoke(&function, invocation).await }.instrument(span.clone()),
         )
@@ -285,24 +318,8 @@ async fn invoke(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<F
     let outcome = task.await;
     drop(registration);
     let mut logs = sink.take();
-    match outcome {
-        Ok(mut response) => {
-            logs.extend(response.logs.iter().map(|l| masker(l)));
-            response.logs = logs;
-            span.in_scope(|| {
-                tracing::debug!(
-                    elapsed_ms = started.elapsed().as_millis() as u64,
-                    "invocation completed"
-                )
-            });
-            match serde_json::to_value(&response) {
-                Ok(v) => json_response(StatusCode::OK, &v),
-                Err(e) => json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &json!({"error": format!("cannot serialize the response: {e}")}),
-                ),
-            }
-        }
+    let mut response = match outcome {
+        Ok(response) => response,
         Err(e) => {
             let what = if e.is_panic() {
                 "panicked"
@@ -310,10 +327,21 @@ async fn invoke(app: Arc<dyn FunctionApp>, req: Request<Incoming>) -> Response<F
                 "was cancelled"
             };
             span.in_scope(|| tracing::error!(function = %function, "function {what}"));
-            json_response(
+            return json_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 &json!({"error": format!("function {function} {what}"), "Logs": logs}),
-            )
+            );
         }
+    };
+    logs.extend(response.logs.iter().map(|l| masker(l)));
+    response.logs = logs;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    span.in_scope(|| tracing::debug!(elapsed_ms, "invocation completed"));
+    match serde_json::to_value(&response) {
+        Ok(v) => json_response(StatusCode::OK, &v),
+        Err(e) => json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &json!({"error": format!("cannot serialize the response: {e}")}),
+        ),
     }
 }
