@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 pub use build::{
     build_context, build_credential, build_graph, build_state, build_validator, context_from_parts,
-    AppOptions, START_RETRY_FLOOR,
+    AppOptions, KEY_VAULT_TIMEOUT, START_RETRY_FLOOR,
 };
 pub use error::{AppError, ErrorKind};
 pub use functions::{

@@ -19,7 +19,7 @@ static ENV_LOCK: Mutex<()> = Mutex::new(());
 
 /// The real `azure_identity::ManagedIdentityCredential`, aimed at the sandbox's App Service
 /// managed-identity endpoint, exactly as the Functions platform would aim it at Azure's.
-pub fn managed_identity(sandbox: &Sandbox) -> Arc<dyn TokenCredential> {
+pub(crate) fn managed_identity(sandbox: &Sandbox) -> Arc<dyn TokenCredential> {
     let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     std::env::set_var("IDENTITY_ENDPOINT", sandbox.identity_endpoint());
     std::env::set_var("IDENTITY_HEADER", sandbox.identity_header());
@@ -34,7 +34,11 @@ pub fn managed_identity(sandbox: &Sandbox) -> Arc<dyn TokenCredential> {
 }
 
 /// The settings a test runs with: the sandbox as Graph, a temporary state directory.
-pub fn env_for(sandbox: &Sandbox, state_dir: &std::path::Path, extra: &[(&str, &str)]) -> Env {
+pub(crate) fn env_for(
+    sandbox: &Sandbox,
+    state_dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> Env {
     let mut env: Env = [
         ("GRAPH_BASE_URL", sandbox.graph_base_url()),
         ("IDENTITY_ENDPOINT", sandbox.identity_endpoint()),
@@ -56,7 +60,7 @@ pub fn env_for(sandbox: &Sandbox, state_dir: &std::path::Path, extra: &[(&str, &
     env
 }
 
-pub struct Harness {
+pub(crate) struct Harness {
     pub sandbox: Sandbox,
     pub state_dir: tempfile::TempDir,
     pub config: Config,
@@ -66,7 +70,7 @@ pub struct Harness {
 }
 
 impl Harness {
-    pub async fn start(options: SandboxOptions, extra: &[(&str, &str)]) -> Harness {
+    pub(crate) async fn start(options: SandboxOptions, extra: &[(&str, &str)]) -> Harness {
         let sandbox = Sandbox::start(options).await.expect("sandbox starts");
         let state_dir = tempfile::tempdir().expect("tempdir");
         let env = env_for(&sandbox, state_dir.path(), extra);
@@ -86,7 +90,7 @@ impl Harness {
     }
 
     /// A second context on the same tenant and state (e.g. a new process after a kill).
-    pub fn context(&self) -> EnrichContext {
+    pub(crate) fn context(&self) -> EnrichContext {
         let credential = managed_identity(&self.sandbox);
         let graph = build_graph(&self.config, credential.clone()).expect("graph client");
         let state = build_state(&self.config, credential).expect("state store");
@@ -95,7 +99,7 @@ impl Harness {
 }
 
 /// Every user of the tenant, by id.
-pub fn snapshot(sandbox: &Sandbox) -> BTreeMap<String, Value> {
+pub(crate) fn snapshot(sandbox: &Sandbox) -> BTreeMap<String, Value> {
     sandbox
         .user_ids()
         .into_iter()
@@ -103,18 +107,18 @@ pub fn snapshot(sandbox: &Sandbox) -> BTreeMap<String, Value> {
         .collect()
 }
 
-pub fn is_hybrid(user: &Value) -> bool {
+pub(crate) fn is_hybrid(user: &Value) -> bool {
     user["onPremisesSyncEnabled"] == Value::Bool(true)
 }
 
-pub fn personal_email(user: &Value) -> Option<String> {
+pub(crate) fn personal_email(user: &Value) -> Option<String> {
     user["onPremisesExtensionAttributes"]["extensionAttribute1"]
         .as_str()
         .map(str::to_string)
 }
 
 /// employeeIds shared by more than one hybrid user (case-insensitive), from a snapshot.
-pub fn duplicate_employee_ids(users: &BTreeMap<String, Value>) -> HashSet<String> {
+pub(crate) fn duplicate_employee_ids(users: &BTreeMap<String, Value>) -> HashSet<String> {
     let mut count: HashMap<String, usize> = HashMap::new();
     for u in users.values().filter(|u| is_hybrid(u)) {
         if let Some(e) = u["employeeId"]
@@ -134,7 +138,7 @@ pub fn duplicate_employee_ids(users: &BTreeMap<String, Value>) -> HashSet<String
 }
 
 /// The PATCH requests the sandbox saw (top-level and `$batch` items): (user id, body, status).
-pub fn patches(sandbox: &Sandbox) -> Vec<(String, Value, u16)> {
+pub(crate) fn patches(sandbox: &Sandbox) -> Vec<(String, Value, u16)> {
     sandbox
         .requests()
         .into_iter()
@@ -152,13 +156,13 @@ pub fn patches(sandbox: &Sandbox) -> Vec<(String, Value, u16)> {
 }
 
 /// otherMails and usageLocation of a user, for before/after comparisons.
-pub fn written_fields(user: &Value) -> (Value, Value) {
+pub(crate) fn written_fields(user: &Value) -> (Value, Value) {
     (user["otherMails"].clone(), user["usageLocation"].clone())
 }
 
 /// A hybrid, non-admin user with a unique employeeId, a valid personal email and no otherMails yet:
 /// the user an enrichment must write.
-pub fn hybrid_user_with_valid_email(h: &Harness) -> String {
+pub(crate) fn hybrid_user_with_valid_email(h: &Harness) -> String {
     users_to_enrich(h, 1)
         .pop()
         .expect("a hybrid user to enrich")
@@ -166,7 +170,7 @@ pub fn hybrid_user_with_valid_email(h: &Harness) -> String {
 
 /// Up to `n` users every field of whose enrichment is written: hybrid, not an admin, a unique
 /// employeeId, a valid personal email and country, no otherMails yet.
-pub fn users_to_enrich(h: &Harness, n: usize) -> Vec<String> {
+pub(crate) fn users_to_enrich(h: &Harness, n: usize) -> Vec<String> {
     let admins = h.sandbox.privileged_user_ids();
     let dups = duplicate_employee_ids(&h.before);
     h.before
@@ -189,7 +193,7 @@ pub fn users_to_enrich(h: &Harness, n: usize) -> Vec<String> {
 }
 
 /// Requests that reached Graph routes (not the identity endpoints, not `/_sandbox`).
-pub fn graph_calls(sandbox: &Sandbox) -> usize {
+pub(crate) fn graph_calls(sandbox: &Sandbox) -> usize {
     sandbox
         .requests()
         .iter()
@@ -199,7 +203,7 @@ pub fn graph_calls(sandbox: &Sandbox) -> usize {
 
 /// A hybrid new hire as Cloud Sync would create it: unique employeeId, a valid personal email in
 /// extensionAttribute1, the country in extensionAttribute2, no otherMails yet.
-pub fn new_hire(n: usize) -> Value {
+pub(crate) fn new_hire(n: usize) -> Value {
     serde_json::json!({
         "id": format!("0e0e0e0e-0000-4000-8000-{n:012}"),
         "userPrincipalName": format!("new.hire{n}@contoso.example"),
@@ -216,7 +220,7 @@ pub fn new_hire(n: usize) -> Value {
 }
 
 /// Successful PATCHes per user id (top-level and `$batch` items).
-pub fn successful_patches_per_user(sandbox: &Sandbox) -> HashMap<String, usize> {
+pub(crate) fn successful_patches_per_user(sandbox: &Sandbox) -> HashMap<String, usize> {
     let mut per_user: HashMap<String, usize> = HashMap::new();
     for (id, _, status) in patches(sandbox) {
         if (200..300).contains(&status) {

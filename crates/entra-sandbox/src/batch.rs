@@ -16,7 +16,7 @@ use crate::http::{SandboxRequest, SandboxResponse};
 use crate::state::{graph_error, Ctx, State};
 
 /// Maximum number of requests in one batch (json-batching "Known issues / limitations").
-pub const MAX_BATCH: usize = 20;
+pub(crate) const MAX_BATCH: usize = 20;
 
 struct Item {
     id: String,

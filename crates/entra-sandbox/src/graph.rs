@@ -170,14 +170,14 @@ pub(crate) struct Query {
 }
 
 impl Query {
-    pub fn parse(raw: &str) -> Self {
+    pub(crate) fn parse(raw: &str) -> Self {
         Self {
             pairs: url::form_urlencoded::parse(raw.as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
                 .collect(),
         }
     }
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         let bare = name.trim_start_matches('$');
         self.pairs
             .iter()
@@ -185,7 +185,7 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
     /// The query without the given options, re-encoded.
-    pub fn without(&self, names: &[&str]) -> String {
+    pub(crate) fn without(&self, names: &[&str]) -> String {
         let mut s = url::form_urlencoded::Serializer::new(String::new());
         for (k, v) in &self.pairs {
             let kb = k.trim_start_matches('$');

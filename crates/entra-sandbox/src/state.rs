@@ -20,7 +20,7 @@ use crate::throttle::Throttle;
 /// Result of dispatching one request: the response (None = reset the connection) and the
 /// latency to add before answering.
 #[derive(Debug)]
-pub struct Dispatched {
+pub(crate) struct Dispatched {
     pub response: Option<SandboxResponse>,
     pub delay: Duration,
 }
@@ -78,7 +78,7 @@ pub(crate) struct Inner {
 }
 
 /// Everything the routes share. `Send + Sync`.
-pub struct State {
+pub(crate) struct State {
     pub(crate) identity: Identity,
     pub(crate) inner: Mutex<Inner>,
     pub(crate) base_url: String,
@@ -225,7 +225,7 @@ impl State {
     /// The plain dispatch function: one request in, one response out. A fault that resets the
     /// connection yields a 502-free `None` in [`State::dispatch`]; here it becomes an empty 502
     /// (only `$batch` and library callers see this form).
-    pub fn handle(&self, req: SandboxRequest) -> SandboxResponse {
+    pub(crate) fn handle(&self, req: SandboxRequest) -> SandboxResponse {
         self.dispatch(req, false)
             .response
             .unwrap_or_else(|| SandboxResponse::empty(StatusCode::BAD_GATEWAY))

@@ -22,7 +22,7 @@ use url::Url;
 
 /// What the server received.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub method: String,
     /// Path and query exactly as sent.
     pub target: String,
@@ -31,36 +31,36 @@ pub struct Seen {
 }
 
 impl Seen {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
     }
-    pub fn path(&self) -> &str {
+    pub(crate) fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
     /// Decoded query pairs.
-    pub fn query(&self) -> Vec<(String, String)> {
+    pub(crate) fn query(&self) -> Vec<(String, String)> {
         let q = self.target.split_once('?').map(|(_, q)| q).unwrap_or("");
         url::form_urlencoded::parse(q.as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect()
     }
-    pub fn query_value(&self, name: &str) -> Option<String> {
+    pub(crate) fn query_value(&self, name: &str) -> Option<String> {
         self.query()
             .into_iter()
             .find(|(k, _)| k == name)
             .map(|(_, v)| v)
     }
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
     }
 }
 
 /// A scripted answer.
 #[derive(Debug, Clone)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
@@ -68,7 +68,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    pub fn new(status: u16) -> Self {
+    pub(crate) fn new(status: u16) -> Self {
         Self {
             status,
             headers: Vec::new(),
@@ -76,27 +76,27 @@ impl Reply {
             delay: Duration::ZERO,
         }
     }
-    pub fn json(status: u16, body: serde_json::Value) -> Self {
+    pub(crate) fn json(status: u16, body: serde_json::Value) -> Self {
         Self::new(status)
             .header("content-type", "application/json")
             .body(body.to_string())
     }
-    pub fn graph_error(status: u16, code: &str, message: &str) -> Self {
+    pub(crate) fn graph_error(status: u16, code: &str, message: &str) -> Self {
         Self::json(
             status,
             serde_json::json!({"error": {"code": code, "message": message,
                 "innerError": {"request-id": "inner-rid", "date": "2026-11-25T00:00:00"}}}),
         )
     }
-    pub fn header(mut self, k: &str, v: &str) -> Self {
+    pub(crate) fn header(mut self, k: &str, v: &str) -> Self {
         self.headers.push((k.to_string(), v.to_string()));
         self
     }
-    pub fn body(mut self, b: String) -> Self {
+    pub(crate) fn body(mut self, b: String) -> Self {
         self.body = b;
         self
     }
-    pub fn delay(mut self, d: Duration) -> Self {
+    pub(crate) fn delay(mut self, d: Duration) -> Self {
         self.delay = d;
         self
     }
@@ -104,7 +104,7 @@ impl Reply {
 
 type Handler = dyn Fn(&Seen, usize) -> Reply + Send + Sync;
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
     task: tokio::task::JoinHandle<()>,
@@ -113,7 +113,9 @@ pub struct TestServer {
 impl TestServer {
     /// Starts a server on 127.0.0.1; `handler(request, index)` scripts each answer (index counts
     /// every request the server received, from 0).
-    pub async fn start(handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static) -> Self {
+    pub(crate) async fn start(
+        handler: impl Fn(&Seen, usize) -> Reply + Send + Sync + 'static,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -184,15 +186,15 @@ impl TestServer {
         Self { addr, seen, task }
     }
 
-    pub fn base_url(&self) -> Url {
+    pub(crate) fn base_url(&self) -> Url {
         Url::parse(&format!("http://{}", self.addr)).expect("url")
     }
 
-    pub fn seen(&self) -> Vec<Seen> {
+    pub(crate) fn seen(&self) -> Vec<Seen> {
         self.seen.lock().expect("lock").clone()
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.seen.lock().expect("lock").len()
     }
 }
@@ -205,7 +207,7 @@ impl Drop for TestServer {
 
 /// Hands out `test-token-N` (N = call number), valid for an hour.
 #[derive(Debug, Default)]
-pub struct TestCredential {
+pub(crate) struct TestCredential {
     pub calls: AtomicUsize,
     pub scopes: Mutex<Vec<String>>,
 }
@@ -230,7 +232,7 @@ impl TokenCredential for TestCredential {
 }
 
 /// Fast retries for tests.
-pub fn fast_retry() -> RetryPolicy {
+pub(crate) fn fast_retry() -> RetryPolicy {
     RetryPolicy {
         max_attempts: 4,
         base_delay: Duration::from_millis(10),
@@ -239,7 +241,7 @@ pub fn fast_retry() -> RetryPolicy {
     }
 }
 
-pub fn options(server: &TestServer) -> (GraphClientOptions, Arc<TestCredential>) {
+pub(crate) fn options(server: &TestServer) -> (GraphClientOptions, Arc<TestCredential>) {
     let cred = Arc::new(TestCredential::default());
     let mut o = GraphClientOptions::new(server.base_url(), cred.clone());
     o.retry = fast_retry();
@@ -248,12 +250,12 @@ pub fn options(server: &TestServer) -> (GraphClientOptions, Arc<TestCredential>)
     (o, cred)
 }
 
-pub fn client(server: &TestServer) -> (GraphClient, Arc<TestCredential>) {
+pub(crate) fn client(server: &TestServer) -> (GraphClient, Arc<TestCredential>) {
     let (o, cred) = options(server);
     (GraphClient::new(o).expect("client"), cred)
 }
 
-pub fn patch(mails: &[&str], country: Option<&str>) -> entra_core::UserPatch {
+pub(crate) fn patch(mails: &[&str], country: Option<&str>) -> entra_core::UserPatch {
     use entra_core::{AlternateEmail, Change, CountryCode, OtherMails, UserPatch};
     let other_mails = if mails.is_empty() {
         None

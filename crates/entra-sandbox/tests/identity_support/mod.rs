@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub identity: Arc<Identity>,
     pub base_url: String,
     pub addr: SocketAddr,
@@ -28,11 +28,11 @@ impl Drop for TestServer {
     }
 }
 
-pub async fn start() -> TestServer {
+pub(crate) async fn start() -> TestServer {
     start_with(IdentityOptions::default()).await
 }
 
-pub async fn start_with(opts: IdentityOptions) -> TestServer {
+pub(crate) async fn start_with(opts: IdentityOptions) -> TestServer {
     let identity = Arc::new(Identity::new(opts).expect("identity"));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -90,7 +90,7 @@ pub async fn start_with(opts: IdentityOptions) -> TestServer {
     }
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -98,13 +98,13 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A response as the tests look at it.
-pub struct Got {
+pub(crate) struct Got {
     pub status: u16,
     pub headers: reqwest::header::HeaderMap,
     pub json: serde_json::Value,
 }
 
-pub async fn got(resp: reqwest::Response) -> Got {
+pub(crate) async fn got(resp: reqwest::Response) -> Got {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes: Bytes = resp.bytes().await.expect("body");

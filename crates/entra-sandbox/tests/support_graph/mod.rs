@@ -6,12 +6,12 @@ use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-pub const U1: &str = "00000000-0000-4000-8000-000000000001";
-pub const U2: &str = "00000000-0000-4000-8000-000000000002";
-pub const U3: &str = "00000000-0000-4000-8000-000000000003";
-pub const U4: &str = "00000000-0000-4000-8000-000000000004";
-pub const U5: &str = "00000000-0000-4000-8000-000000000005";
-pub const ADMIN: &str = "00000000-0000-4000-8000-000000000006";
+pub(crate) const U1: &str = "00000000-0000-4000-8000-000000000001";
+pub(crate) const U2: &str = "00000000-0000-4000-8000-000000000002";
+pub(crate) const U3: &str = "00000000-0000-4000-8000-000000000003";
+pub(crate) const U4: &str = "00000000-0000-4000-8000-000000000004";
+pub(crate) const U5: &str = "00000000-0000-4000-8000-000000000005";
+pub(crate) const ADMIN: &str = "00000000-0000-4000-8000-000000000006";
 
 fn user(
     id: &str,
@@ -34,7 +34,7 @@ fn user(
 
 /// Six hand-made users: U1–U3 hybrid, U4 cloud-only (null), U5 cloud-only (false, no employeeId),
 /// ADMIN hybrid and privileged.
-pub fn fixture_tenant() -> String {
+pub(crate) fn fixture_tenant() -> String {
     json!({
         "users": [
             user(U1, "anna@contoso.com", json!("E001"), json!(true), json!([]), "anna@gmail.com", "DE"),
@@ -49,20 +49,20 @@ pub fn fixture_tenant() -> String {
     .to_string()
 }
 
-pub struct Env {
+pub(crate) struct Env {
     pub sb: Sandbox,
     pub http: reqwest::Client,
     pub token: String,
 }
 
-pub fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .build()
         .expect("client")
 }
 
-pub async fn start(opts: SandboxOptions) -> Env {
+pub(crate) async fn start(opts: SandboxOptions) -> Env {
     let sb = Sandbox::start(opts).await.expect("sandbox starts");
     let token = sb.mint_graph_token(&sb.managed_identity_app_id());
     Env {
@@ -72,7 +72,7 @@ pub async fn start(opts: SandboxOptions) -> Env {
     }
 }
 
-pub async fn fixture() -> Env {
+pub(crate) async fn fixture() -> Env {
     start(SandboxOptions {
         tenant: TenantSource::Json(fixture_tenant()),
         ..Default::default()
@@ -80,26 +80,26 @@ pub async fn fixture() -> Env {
     .await
 }
 
-pub struct Resp {
+pub(crate) struct Resp {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
 }
 
 impl Resp {
-    pub fn code(&self) -> &str {
+    pub(crate) fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
     }
-    pub fn message(&self) -> &str {
+    pub(crate) fn message(&self) -> &str {
         self.body["error"]["message"].as_str().unwrap_or("")
     }
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     }
-    pub fn ids(&self) -> Vec<String> {
+    pub(crate) fn ids(&self) -> Vec<String> {
         let mut v: Vec<String> = self.body["value"]
             .as_array()
             .map(|a| {
@@ -113,7 +113,7 @@ impl Resp {
     }
 }
 
-pub async fn into_resp(r: reqwest::Response) -> Resp {
+pub(crate) async fn into_resp(r: reqwest::Response) -> Resp {
     let status = r.status();
     let headers = r.headers().clone();
     let bytes = r.bytes().await.expect("body");
@@ -130,13 +130,13 @@ pub async fn into_resp(r: reqwest::Response) -> Resp {
 }
 
 impl Env {
-    pub fn url(&self, path: &str) -> String {
+    pub(crate) fn url(&self, path: &str) -> String {
         format!("{}{}", self.sb.graph_base_url(), path)
     }
-    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Resp {
+    pub(crate) async fn get(&self, path: &str, query: &[(&str, &str)]) -> Resp {
         self.get_h(path, query, &[]).await
     }
-    pub async fn get_h(
+    pub(crate) async fn get_h(
         &self,
         path: &str,
         query: &[(&str, &str)],
@@ -153,7 +153,7 @@ impl Env {
         into_resp(rb.send().await.expect("send")).await
     }
     /// GET of an absolute URL (nextLink / deltaLink).
-    pub async fn get_abs(&self, url: &str) -> Resp {
+    pub(crate) async fn get_abs(&self, url: &str) -> Resp {
         into_resp(
             self.http
                 .get(url)
@@ -164,7 +164,7 @@ impl Env {
         )
         .await
     }
-    pub async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> Resp {
+    pub(crate) async fn send(&self, method: reqwest::Method, path: &str, body: &Value) -> Resp {
         let r = self
             .http
             .request(method, self.url(path))
@@ -175,11 +175,11 @@ impl Env {
             .expect("send");
         into_resp(r).await
     }
-    pub async fn patch(&self, id: &str, body: &Value) -> Resp {
+    pub(crate) async fn patch(&self, id: &str, body: &Value) -> Resp {
         self.send(reqwest::Method::PATCH, &format!("/v1.0/users/{id}"), body)
             .await
     }
-    pub async fn batch(&self, requests: Value) -> Resp {
+    pub(crate) async fn batch(&self, requests: Value) -> Resp {
         self.send(
             reqwest::Method::POST,
             "/v1.0/$batch",

@@ -6,13 +6,14 @@ use entra_state::{ETag, KeyProblem, StateError, StateStore, WriteCondition};
 use futures::future::join_all;
 
 /// (name, case) pairs, so a backend can run them all against fresh stores.
-pub type Case = for<'a> fn(
-    &'a dyn StateStore,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
+pub(crate) type Case =
+    for<'a> fn(
+        &'a dyn StateStore,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>>;
 
 macro_rules! cases {
     ($($name:ident),* $(,)?) => {
-        pub const CASES: &[(&str, Case)] = &[
+        pub(crate) const CASES: &[(&str, Case)] = &[
             $((stringify!($name), |s| Box::pin($name(s))),)*
         ];
     };
@@ -40,7 +41,7 @@ fn assert_conflict<T: std::fmt::Debug>(r: Result<T, StateError>, what: &str) {
     }
 }
 
-pub async fn get_missing_is_none(s: &dyn StateStore) {
+pub(crate) async fn get_missing_is_none(s: &dyn StateStore) {
     assert_eq!(s.get(CKPT).await.expect("get"), None);
     assert_eq!(
         s.read_log("audit/none.jsonl").await.expect("read_log"),
@@ -48,7 +49,7 @@ pub async fn get_missing_is_none(s: &dyn StateStore) {
     );
 }
 
-pub async fn put_get_round_trip(s: &dyn StateStore) {
+pub(crate) async fn put_get_round_trip(s: &dyn StateStore) {
     let v1 = Bytes::from_static(br#"{"deltaLink":"https://graph/delta?token=1"}"#);
     let e1 = s
         .put(CKPT, v1.clone(), WriteCondition::Any)
@@ -83,7 +84,7 @@ pub async fn put_get_round_trip(s: &dyn StateStore) {
     assert_eq!(got.etag, e3);
 }
 
-pub async fn if_none_match_creates_only_once(s: &dyn StateStore) {
+pub(crate) async fn if_none_match_creates_only_once(s: &dyn StateStore) {
     let first = Bytes::from_static(b"first");
     let e = s
         .put(CKPT, first.clone(), WriteCondition::IfNoneMatch)
@@ -106,7 +107,7 @@ pub async fn if_none_match_creates_only_once(s: &dyn StateStore) {
     );
 }
 
-pub async fn if_match_with_stale_etag_conflicts(s: &dyn StateStore) {
+pub(crate) async fn if_match_with_stale_etag_conflicts(s: &dyn StateStore) {
     let e1 = s
         .put(CKPT, Bytes::from_static(b"v1"), WriteCondition::Any)
         .await
@@ -152,7 +153,7 @@ pub async fn if_match_with_stale_etag_conflicts(s: &dyn StateStore) {
     assert_eq!(s.get("checkpoints/missing.json").await.expect("get"), None);
 }
 
-pub async fn racing_conditional_writers_exactly_one_wins(s: &dyn StateStore) {
+pub(crate) async fn racing_conditional_writers_exactly_one_wins(s: &dyn StateStore) {
     const N: usize = 8;
     // Two timer instances (here: eight) read the same version and race to advance it.
     let e0 = s
@@ -219,7 +220,7 @@ pub async fn racing_conditional_writers_exactly_one_wins(s: &dyn StateStore) {
     assert_eq!(got.bytes, Bytes::from(format!("owner-{}", winners[0])));
 }
 
-pub async fn append_lines_read_back_in_order(s: &dyn StateStore) {
+pub(crate) async fn append_lines_read_back_in_order(s: &dyn StateStore) {
     let key = "audit/run-0001.jsonl";
     s.append(key, Bytes::from_static(br#"{"seq":1,"op":"patch"}"#))
         .await
@@ -299,7 +300,7 @@ pub async fn append_lines_read_back_in_order(s: &dyn StateStore) {
     assert_eq!(seen, want);
 }
 
-pub async fn list_by_prefix(s: &dyn StateStore) {
+pub(crate) async fn list_by_prefix(s: &dyn StateStore) {
     for k in [
         "checkpoints/b.json",
         "checkpoints/a.json",
@@ -354,7 +355,7 @@ pub async fn list_by_prefix(s: &dyn StateStore) {
     );
 }
 
-pub async fn delete_reports_existence(s: &dyn StateStore) {
+pub(crate) async fn delete_reports_existence(s: &dyn StateStore) {
     s.put(CKPT, Bytes::from_static(b"x"), WriteCondition::Any)
         .await
         .expect("put");
@@ -384,7 +385,7 @@ fn assert_invalid<T: std::fmt::Debug>(r: Result<T, StateError>, key: &str, want:
     }
 }
 
-pub async fn key_validation_errors(s: &dyn StateStore) {
+pub(crate) async fn key_validation_errors(s: &dyn StateStore) {
     let bad = [
         ("../etc/passwd", KeyProblem::DotSegment),
         ("checkpoints/../x.json", KeyProblem::DotSegment),
@@ -427,7 +428,7 @@ pub async fn key_validation_errors(s: &dyn StateStore) {
 
 /// `put_volatile` (claims, leases) keeps `put`'s compare-and-swap: of racing claimants exactly one
 /// creates, and a takeover with the read ETag succeeds once.
-pub async fn volatile_puts_are_compare_and_swap_too(s: &dyn StateStore) {
+pub(crate) async fn volatile_puts_are_compare_and_swap_too(s: &dyn StateStore) {
     const N: usize = 8;
     let key = "claims/users/0c5e7f1a-1111-4222-8333-944455556666.json";
     let results = join_all((0..N).map(|i| async move {
