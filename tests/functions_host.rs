@@ -16,6 +16,7 @@ use entra_enrich::handlers::EnrichContext;
 use entra_sandbox::identity::TokenSpec;
 use entra_sandbox::{FaultAction, FaultRule, FaultTrigger, Sandbox, SandboxOptions};
 use serde_json::{json, Value};
+use support::vault::{client_secret_in_key_vault, AmbientIdentity, VaultAndAuthority};
 use support::*;
 
 const AUDIENCE: &str = "api://entra-enrich-tests";
@@ -746,124 +747,6 @@ async fn the_backfill_timer_runs_the_backfill_and_stores_its_report() {
     assert_eq!(again["ReturnValue"]["writes"], 0, "{again}");
 }
 
-/// The Azure SDK's side of Key Vault and the Entra token endpoint, on loopback: an `azure_core`
-/// transport (as `ClientOptions::transport` allows) that answers Key Vault's documented challenge
-/// flow itself (401 with `WWW-Authenticate`, then the secret; or 503 while the vault is "down") and
-/// forwards token requests for `login.microsoftonline.com` to the sandbox's real token endpoint.
-/// The Key Vault SDK refuses plain-http endpoints, so a transport is how it is tested
-/// (<https://learn.microsoft.com/azure/key-vault/general/authentication-requests-and-responses>).
-#[derive(Debug)]
-struct VaultAndAuthority {
-    authority: String,
-    vault_down: std::sync::atomic::AtomicBool,
-    vault_requests: std::sync::atomic::AtomicU32,
-    http: reqwest::Client,
-}
-
-#[async_trait::async_trait]
-impl azure_core::http::HttpClient for VaultAndAuthority {
-    async fn execute_request(
-        &self,
-        request: &azure_core::http::Request,
-    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
-        use azure_core::http::{headers::Headers, AsyncRawResponse, StatusCode};
-        use std::sync::atomic::Ordering;
-        let mut headers = Headers::new();
-        headers.insert("content-type", "application/json");
-        let url = request.url().clone();
-        if url.host_str() == Some("login.microsoftonline.com") {
-            return self.forward_token_request(request).await;
-        }
-        self.vault_requests.fetch_add(1, Ordering::SeqCst);
-        let authorized = request
-            .headers()
-            .get_optional_str(&azure_core::http::headers::HeaderName::from_static(
-                "authorization",
-            ))
-            .is_some();
-        if self.vault_down.load(Ordering::SeqCst) {
-            return Ok(AsyncRawResponse::from_bytes(
-                StatusCode::ServiceUnavailable,
-                headers,
-                r#"{"error":{"code":"ServiceUnavailable","message":"The service is unavailable."}}"#,
-            ));
-        }
-        if !authorized {
-            headers.insert(
-                "www-authenticate",
-                "Bearer authorization=\"https://login.microsoftonline.com/tenant\", resource=\"https://vault.azure.net\"",
-            );
-            return Ok(AsyncRawResponse::from_bytes(
-                StatusCode::Unauthorized,
-                headers,
-                r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
-            ));
-        }
-        let body = json!({
-            "value": entra_sandbox::identity::DEFAULT_CLIENT_SECRET,
-            "id": "https://entra-enrich-test.vault.azure.net/secrets/graph-client-secret/0123456789abcdef",
-            "attributes": {"enabled": true},
-        });
-        Ok(AsyncRawResponse::from_bytes(
-            StatusCode::Ok,
-            headers,
-            body.to_string(),
-        ))
-    }
-}
-
-impl VaultAndAuthority {
-    async fn forward_token_request(
-        &self,
-        request: &azure_core::http::Request,
-    ) -> azure_core::Result<azure_core::http::AsyncRawResponse> {
-        use azure_core::http::{headers::Headers, AsyncRawResponse, StatusCode};
-        let body = match request.body() {
-            azure_core::http::Body::Bytes(b) => b.to_vec(),
-            _ => Vec::new(),
-        };
-        let target = format!(
-            "{}{}",
-            self.authority.trim_end_matches('/'),
-            request.url().path()
-        );
-        let res = self
-            .http
-            .post(target)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| azure_core::Error::new(azure_core::error::ErrorKind::Io, e))?;
-        let status = StatusCode::from(res.status().as_u16());
-        let bytes = res
-            .bytes()
-            .await
-            .map_err(|e| azure_core::Error::new(azure_core::error::ErrorKind::Io, e))?;
-        let mut headers = Headers::new();
-        headers.insert("content-type", "application/json");
-        Ok(AsyncRawResponse::from_bytes(status, headers, bytes))
-    }
-}
-
-/// An ambient identity that always has a token (the vault above only checks that one is sent).
-#[derive(Debug)]
-struct AmbientIdentity;
-
-#[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for AmbientIdentity {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        Ok(azure_core::credentials::AccessToken::new(
-            "ambient-token",
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
-    }
-}
-
 /// The worker starts while Key Vault is down: every function answers (503 with `Retry-After` for the
 /// joiner, a transient error for the timer, the failure in health), nothing is written, the vault is
 /// not hammered within the retry floor, and once the vault is back the same worker starts and works,
@@ -871,33 +754,12 @@ impl azure_core::credentials::TokenCredential for AmbientIdentity {
 #[tokio::test]
 async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
     let _turn = HEAVY.lock().await;
-    use std::sync::atomic::Ordering;
     let h = Harness::start(tenant(), &[]).await;
     let mut settings = caller_settings(&h.sandbox);
-    settings.extend([
-        ("ENRICH_CREDENTIAL", "client-secret".to_string()),
-        ("AZURE_TENANT_ID", h.sandbox.tenant_id()),
-        (
-            "AZURE_CLIENT_ID",
-            entra_sandbox::identity::DEFAULT_CLIENT_ID.to_string(),
-        ),
-        (
-            "ENRICH_KEYVAULT_URL",
-            "https://entra-enrich-test.vault.azure.net/".to_string(),
-        ),
-        (
-            "ENRICH_CLIENT_SECRET_NAME",
-            "graph-client-secret".to_string(),
-        ),
-    ]);
+    settings.extend(client_secret_in_key_vault(&h.sandbox));
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let env = env_for(&h.sandbox, h.state_dir.path(), &settings);
-    let vault = Arc::new(VaultAndAuthority {
-        authority: h.sandbox.authority_url(),
-        vault_down: true.into(),
-        vault_requests: 0.into(),
-        http: reqwest::Client::new(),
-    });
+    let vault = VaultAndAuthority::down(&h.sandbox);
     let floor = Duration::from_millis(400);
     let options = AppOptions {
         transport: Some(azure_core::http::Transport::new(vault.clone())),
@@ -939,7 +801,7 @@ async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
     assert_eq!(status, 503, "{answer}");
     assert_eq!(body["error"], "temporarily_unavailable", "{body}");
     assert!(headers["Retry-After"].is_string(), "{headers}");
-    let vault_calls = vault.vault_requests.load(Ordering::SeqCst);
+    let vault_calls = vault.requests();
     assert!(vault_calls >= 1);
     // Within the floor: answered from the remembered failure, the vault is not asked again.
     let timer: Value = serde_json::from_str(include_str!(
@@ -948,7 +810,7 @@ async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
     .expect("fixture");
     let tick = host.invoke("new-hire-watch", timer.clone()).await;
     assert_eq!(tick["ReturnValue"]["kind"], "transient", "{tick}");
-    assert_eq!(vault.vault_requests.load(Ordering::SeqCst), vault_calls);
+    assert_eq!(vault.requests(), vault_calls);
     let health = host
         .invoke(
             "health",
@@ -968,7 +830,7 @@ async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
     assert!(host.h.sandbox.resumes(WORKFLOW, TASK, tpr).is_empty());
 
     // The vault is back; after the floor the same worker starts and works.
-    vault.vault_down.store(false, Ordering::SeqCst);
+    vault.restore();
     tokio::time::sleep(floor + Duration::from_millis(100)).await;
     let tick = host.invoke("new-hire-watch", timer).await;
     assert!(tick["ReturnValue"]["error"].is_null(), "{tick}");

@@ -469,3 +469,49 @@ async fn lcw_joiner_fails_closed_without_the_caller_check() {
     assert_eq!(graph_calls(&h.sandbox), 0);
     assert!(h.sandbox.resumes(WORKFLOW, TASK, tpr).is_empty());
 }
+
+/// A Lambda execution environment that starts while Key Vault is down fails each invocation as
+/// `Unavailable` (transient: the scheduler's retry or the next tick tries again), does not ask the
+/// vault again within the retry floor, and once the vault is back the same environment starts and
+/// runs the job, with no cold start.
+#[tokio::test]
+async fn a_start_that_failed_on_key_vault_is_retried_by_a_later_invocation() {
+    use entra_enrich::app::AppOptions;
+    use support::vault::{client_secret_in_key_vault, AmbientIdentity, VaultAndAuthority};
+    let h = Harness::start(tenant(), &[]).await;
+    let settings = client_secret_in_key_vault(&h.sandbox);
+    let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_for(&h.sandbox, h.state_dir.path(), &settings);
+    let vault = VaultAndAuthority::down(&h.sandbox);
+    let floor = Duration::from_millis(400);
+    let options = AppOptions {
+        transport: Some(azure_core::http::Transport::new(vault.clone())),
+        ambient_credential: Some(std::sync::Arc::new(AmbientIdentity)),
+        start_retry_floor: floor,
+        key_vault_timeout: Duration::from_secs(2),
+    };
+    let lambda = LambdaApp::new(Shell::new(env, options));
+    let context = lambda_runtime::Context::default();
+    let tick = fixture("scheduler-new-hire-watch.json");
+
+    let failed = lambda.handle(tick.clone(), &context).await;
+    let error = failed.expect_err("the vault is down");
+    assert_eq!(error.kind(), "Unavailable", "{error}");
+    assert!(error.to_string().contains("Key Vault"), "{error}");
+    let asked = vault.requests();
+    assert!(asked >= 1);
+    // Within the floor: the remembered failure answers, the vault is not asked again.
+    let again = lambda.handle(tick.clone(), &context).await;
+    assert_eq!(again.expect_err("still down").kind(), "Unavailable");
+    assert_eq!(vault.requests(), asked);
+    assert_eq!(h.sandbox.counters().patches, 0);
+
+    vault.restore();
+    tokio::time::sleep(floor + Duration::from_millis(100)).await;
+    let summary = lambda
+        .handle(tick, &context)
+        .await
+        .expect("the same environment starts once the vault is back");
+    assert_eq!(summary["initialized"], true, "{summary}");
+    assert!(vault.requests() > asked);
+}
