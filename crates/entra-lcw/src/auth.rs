@@ -11,7 +11,8 @@
 //!   refused before any key lookup, so an attacker cannot make us fetch keys or confuse key types;
 //! - `exp`/`nbf` with a leeway; `iss` is the metadata `issuer` (with `{tenantid}` substituted) or the v1
 //!   form `https://sts.windows.net/{tenant}/`; `aud` is our audience; `appid` (v1) or `azp` (v2) is one
-//!   of the allowed caller app ids (research `lcw-graph.md` §2.2–2.3).
+//!   of the allowed caller app ids (<https://learn.microsoft.com/entra/id-governance/lifecycle-workflow-extensibility>,
+//!   keys from <https://login.microsoftonline.com/common/discovery/v2.0/keys>).
 //!
 //! Key refresh: an unknown `kid` triggers at most one refresh per `min_refresh_interval` (the floor), so
 //! a stream of forged tokens cannot turn into a JWKS fetch storm; keys are also refreshed after 24 h

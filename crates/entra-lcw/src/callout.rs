@@ -6,7 +6,8 @@
 //! https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensioncalloutdata);
 //! the delivered field list is only documented by Microsoft's Logic App trigger schema
 //! (https://learn.microsoft.com/entra/id-governance/configure-logic-app-lifecycle-workflows).
-//! Research: `/work/shared/research/lcw-graph.md` §1.2.
+//! Schema: <https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensioncalloutdata?view=graph-rest-beta>
+//! and <https://learn.microsoft.com/entra/id-governance/lifecycle-workflow-extensibility>.
 //!
 //! Parsing is lenient: only the four ids needed to read the subject and to resume are required; every
 //! other field is optional and a wrong type on an optional field is ignored, not an error. The

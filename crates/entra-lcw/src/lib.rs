@@ -1,7 +1,7 @@
 //! Lifecycle Workflows custom task extension: the callout payload, caller token validation, and the
 //! resume path and body.
 //!
-//! Research: `/work/shared/research/lcw-graph.md` §1–3.
+//! Contract: <https://learn.microsoft.com/entra/id-governance/lifecycle-workflow-extensibility>.
 
 pub mod auth;
 pub mod callout;

@@ -4,7 +4,8 @@
 //! with `{ data: customTaskExtensionCallbackData, source, type }` → `204 No Content`
 //! (https://learn.microsoft.com/graph/api/identitygovernance-taskprocessingresult-resume;
 //! https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensioncallbackdata).
-//! Research: `/work/shared/research/lcw-graph.md` §3.1.
+//! Contract: <https://learn.microsoft.com/graph/api/identitygovernance-taskprocessingresult-resume>
+//! and <https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensionresponsedata>.
 //!
 //! This module only builds the path and body; the app POSTs them with its Graph client.
 //!

@@ -1,5 +1,5 @@
 //! Callout parsing (lenient, validated ids, no PII in errors) and the resume path/body.
-//! The callout fixture is constructed from the documented trigger schema (lcw-graph.md §1.2–1.3);
+//! The callout fixture is constructed from the documented trigger schema (<https://learn.microsoft.com/graph/api/resources/identitygovernance-customtaskextensioncalloutdata?view=graph-rest-beta>);
 //! the `source` value is illustrative (LCW's real value is not documented).
 
 use entra_lcw::{parse_callout, resume_body, resume_path, CalloutError, ResumeStatus};

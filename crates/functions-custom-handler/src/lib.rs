@@ -3,7 +3,6 @@
 //! `entra_core::pii`, so that every log line of the process is masked by one rule.
 //!
 //! Contract: https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers
-//! (research: `/work/shared/research/runtime.md` §1).
 
 pub mod logging;
 pub mod protocol;

@@ -5,7 +5,8 @@
 //! `src/WebJobs.Script/Workers/Http/` (`HttpScriptInvocationContext { Data, Metadata }`,
 //! `HttpScriptInvocationResult { Outputs, Logs, ReturnValue }`, `HttpOutputBindingResponse`), and
 //! `HttpRequestExtensions.GetRequestAsJObject` for the HTTP trigger value
-//! (`Url, Method, Query, Headers, Params, Identities, Body`). See `/work/shared/research/runtime.md` §1.4.
+//! (`Url, Method, Query, Headers, Params, Identities, Body`). See
+//! <https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers>.
 //!
 //! Everything the host may omit is `Option` or `#[serde(default)]`: the host is a peer we do not
 //! control, and a missing optional field must never fail an invocation.

@@ -1,7 +1,7 @@
 //! The HTTP server the Functions host talks to.
 //!
 //! Contract (https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers and the host's
-//! `DefaultHttpWorkerService.cs` / `HttpWorkerOptions.cs`, research `runtime.md` §1.4):
+//! `DefaultHttpWorkerService.cs` / `HttpWorkerOptions.cs` in <https://github.com/Azure/azure-functions-host>):
 //! - the host starts our executable with `FUNCTIONS_CUSTOMHANDLER_PORT` (legacy `FUNCTIONS_HTTPWORKER_PORT`)
 //!   and always calls `http://127.0.0.1:<port>`;
 //! - readiness: it polls `/` every 25 ms and **any** HTTP answer means ready (limit 30 s), so bind first

@@ -1,4 +1,4 @@
-//! Talks to `serve` exactly as the Functions host does (runtime.md §1.4): `POST /<FunctionName>`
+//! Talks to `serve` exactly as the Functions host does (<https://learn.microsoft.com/azure/azure-functions/functions-custom-handlers>): `POST /<FunctionName>`
 //! with the host's headers and a `{Data, Metadata}` envelope taken from host-shaped fixtures.
 
 use std::sync::{Arc, Once};
