@@ -1,21 +1,15 @@
 //! The command line's errors, as an on-call engineer meets them: each names what to fix, and the exit
 //! code tells a script whether to fix an argument (2), a setting (78), a file (74) or try again (75).
 
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 
 use entra_sandbox::{Sandbox, SandboxOptions};
 
 fn entra_enrich(sandbox: &Sandbox, state_dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_entra-enrich"))
+    support::cli_command(sandbox, state_dir)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GRAPH_BASE_URL", sandbox.graph_base_url())
-        .env("IDENTITY_ENDPOINT", sandbox.identity_endpoint())
-        .env("IDENTITY_HEADER", sandbox.identity_header())
-        .env("ENRICH_STATE_DIR", state_dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .output()
         .expect("run entra-enrich")
 }

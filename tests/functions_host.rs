@@ -16,7 +16,7 @@ use entra_enrich::handlers::EnrichContext;
 use entra_sandbox::identity::TokenSpec;
 use entra_sandbox::{FaultAction, FaultRule, FaultTrigger, Sandbox, SandboxOptions};
 use serde_json::{json, Value};
-use support::vault::{client_secret_in_key_vault, AmbientIdentity, VaultAndAuthority};
+use support::vault::{client_secret_in_key_vault, VaultAndAuthority};
 use support::*;
 
 const AUDIENCE: &str = "api://entra-enrich-tests";
@@ -761,12 +761,7 @@ async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
     let env = env_for(&h.sandbox, h.state_dir.path(), &settings);
     let vault = VaultAndAuthority::down(&h.sandbox);
     let floor = Duration::from_millis(400);
-    let options = AppOptions {
-        transport: Some(azure_core::http::Transport::new(vault.clone())),
-        ambient_credential: Some(Arc::new(AmbientIdentity)),
-        start_retry_floor: floor,
-        key_vault_timeout: Duration::from_secs(2),
-    };
+    let options = vault.app_options(floor);
     let app = Arc::new(EnrichFunctions::new(Shell::new(env, options)));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

@@ -11,21 +11,13 @@ use entra_sandbox::{FaultAction, FaultRule, FaultTrigger, Sandbox, SandboxOption
 use support::patches;
 
 fn backfill_command(sandbox: &Sandbox, state_dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_entra-enrich"));
+    let mut cmd = support::cli_command(sandbox, state_dir);
     cmd.args(["backfill", "--concurrency", "1"])
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GRAPH_BASE_URL", sandbox.graph_base_url())
-        .env("IDENTITY_ENDPOINT", sandbox.identity_endpoint())
-        .env("IDENTITY_HEADER", sandbox.identity_header())
-        .env("ENRICH_STATE_DIR", state_dir)
         .env(
             "ENRICH_USAGELOCATION_SOURCE",
             "onPremisesExtensionAttributes.extensionAttribute2",
         )
-        .env("ENRICH_MAX_WRITES_PER_MINUTE", "600000")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("ENRICH_MAX_WRITES_PER_MINUTE", "600000");
     cmd
 }
 

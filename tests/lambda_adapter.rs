@@ -476,20 +476,14 @@ async fn lcw_joiner_fails_closed_without_the_caller_check() {
 /// runs the job, with no cold start.
 #[tokio::test]
 async fn a_start_that_failed_on_key_vault_is_retried_by_a_later_invocation() {
-    use entra_enrich::app::AppOptions;
-    use support::vault::{client_secret_in_key_vault, AmbientIdentity, VaultAndAuthority};
+    use support::vault::{client_secret_in_key_vault, VaultAndAuthority};
     let h = Harness::start(tenant(), &[]).await;
     let settings = client_secret_in_key_vault(&h.sandbox);
     let settings: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let env = env_for(&h.sandbox, h.state_dir.path(), &settings);
     let vault = VaultAndAuthority::down(&h.sandbox);
     let floor = Duration::from_millis(400);
-    let options = AppOptions {
-        transport: Some(azure_core::http::Transport::new(vault.clone())),
-        ambient_credential: Some(std::sync::Arc::new(AmbientIdentity)),
-        start_retry_floor: floor,
-        key_vault_timeout: Duration::from_secs(2),
-    };
+    let options = vault.app_options(floor);
     let lambda = LambdaApp::new(Shell::new(env, options));
     let context = lambda_runtime::Context::default();
     let tick = fixture("scheduler-new-hire-watch.json");

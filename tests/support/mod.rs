@@ -231,3 +231,18 @@ pub(crate) fn successful_patches_per_user(sandbox: &Sandbox) -> HashMap<String, 
     }
     per_user
 }
+
+/// The `entra-enrich` binary with only the settings that aim it at `sandbox` and keep its state in
+/// `state_dir` (nothing inherited from the machine running the tests but `PATH`), output captured.
+pub(crate) fn cli_command(sandbox: &Sandbox, state_dir: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_entra-enrich"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GRAPH_BASE_URL", sandbox.graph_base_url())
+        .env("IDENTITY_ENDPOINT", sandbox.identity_endpoint())
+        .env("IDENTITY_HEADER", sandbox.identity_header())
+        .env("ENRICH_STATE_DIR", state_dir)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}

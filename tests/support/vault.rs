@@ -102,6 +102,20 @@ impl VaultAndAuthority {
         })
     }
 
+    /// App options whose Azure SDK calls reach this vault (the ambient identity is [`AmbientIdentity`]),
+    /// a failed start retried after `floor`.
+    pub(crate) fn app_options(
+        self: &Arc<Self>,
+        floor: std::time::Duration,
+    ) -> entra_enrich::app::AppOptions {
+        entra_enrich::app::AppOptions {
+            transport: Some(azure_core::http::Transport::new(self.clone())),
+            ambient_credential: Some(Arc::new(AmbientIdentity)),
+            start_retry_floor: floor,
+            key_vault_timeout: std::time::Duration::from_secs(2),
+        }
+    }
+
     /// Key Vault requests received so far.
     pub(crate) fn requests(&self) -> u32 {
         self.vault_requests
