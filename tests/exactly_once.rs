@@ -559,3 +559,29 @@ async fn a_new_hire_never_settled_is_left_to_the_backfill_after_the_retry_limit(
     assert_eq!(after.retried, 0, "{after:?}");
     assert!(!successful_patches_per_user(&h.sandbox).contains_key(&hires[0]));
 }
+
+#[tokio::test]
+async fn users_carried_for_retry_never_keep_the_delta_from_moving() {
+    let (h, hires) = watched_tenant_with_new_hires(43, 3).await;
+    for id in &hires {
+        plant_claim(&h, id, "lcw-joiner", 600_000).await;
+    }
+    let first = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("watch");
+    assert_eq!(first.retry_pending, 3, "{first:?}");
+    // A new hire synced meanwhile, and a tick with no time to spare: the delta comes first, the
+    // carried users wait for a tick with time left.
+    let late = h.sandbox.upsert_user(new_hire(4)).expect("new hire");
+    let tick = run_watch(&h.ctx, Duration::ZERO).await.expect("tick");
+    assert_eq!(tick.retried, 0, "{tick:?}");
+    assert_eq!(tick.retry_pending, 3, "{tick:?}");
+    assert!(tick.round_complete, "{tick:?}");
+    assert_eq!(tick.writes, 1, "{tick:?}");
+    assert_eq!(successful_patches_per_user(&h.sandbox).get(&late), Some(&1));
+    // With time to spare they are tried again, and still counted against the retry limit.
+    let next = run_watch(&h.ctx, Duration::from_secs(30))
+        .await
+        .expect("next");
+    assert_eq!((next.retried, next.retry_pending), (3, 3), "{next:?}");
+}

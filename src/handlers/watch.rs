@@ -109,6 +109,9 @@ impl WatchError {
 /// Users enriched at once within one delta page.
 const CONCURRENCY: usize = 8;
 
+/// Carried users tried again between two looks at the clock.
+const RETRY_BATCH: usize = CONCURRENCY * 4;
+
 /// Invocations that try an unsettled user again before leaving it to the backfill: an hour of
 /// 5-minute ticks, far past a claim's lease ([`super::claim::LEASE`]) and a throttling spell.
 pub const MAX_RETRY_ATTEMPTS: u32 = 12;
@@ -162,7 +165,9 @@ async fn watch_round(
             (DeltaCursor::Latest { select }, Vec::new())
         }
     };
-    run.retry_earlier(&mut retry).await;
+    // The delta comes first: carried users get half the budget at most.
+    run.retry_earlier(&mut retry, started + time_budget / 2)
+        .await;
 
     loop {
         let page = run.next_page(&mut cursor).await?;
@@ -238,29 +243,37 @@ impl<'a> WatchRun<'a> {
     }
 
     /// Tries again the users earlier invocations could not settle, each read afresh under its claim.
-    async fn retry_earlier(&mut self, retry: &mut Vec<RetryUser>) {
-        if retry.is_empty() {
-            return;
-        }
-        self.summary.retried = retry.len() as u64;
-        let work = retry.iter().map(|r| (r.id.clone(), None)).collect();
-        let mut attempts: HashMap<String, u32> =
-            retry.drain(..).map(|r| (r.id, r.attempts)).collect();
-        for (id, result) in self.enrich_all(work).await {
-            if !self.record(&id, result) {
+    /// No batch starts after `until`: a long list must not keep the delta from moving, so the users
+    /// not reached wait, first in line, for the next invocation (their attempts unchanged).
+    async fn retry_earlier(&mut self, retry: &mut Vec<RetryUser>, until: Instant) {
+        let pending = std::mem::take(retry);
+        let mut not_reached = Vec::new();
+        for batch in pending.chunks(RETRY_BATCH) {
+            if Instant::now() >= until {
+                not_reached.extend_from_slice(batch);
                 continue;
             }
-            let tried = attempts.remove(&id).unwrap_or(0) + 1;
-            if tried >= MAX_RETRY_ATTEMPTS {
-                tracing::warn!(user_id = %id, attempts = tried, "a changed user stayed unsettled; left to the next backfill");
-                self.summary.retry_abandoned += 1;
-            } else {
-                retry.push(RetryUser {
-                    id,
-                    attempts: tried,
-                });
+            self.summary.retried += batch.len() as u64;
+            let attempts: HashMap<&str, u32> =
+                batch.iter().map(|r| (r.id.as_str(), r.attempts)).collect();
+            let work = batch.iter().map(|r| (r.id.clone(), None)).collect();
+            for (id, result) in self.enrich_all(work).await {
+                if !self.record(&id, result) {
+                    continue;
+                }
+                let tried = attempts.get(id.as_str()).copied().unwrap_or(0) + 1;
+                if tried >= MAX_RETRY_ATTEMPTS {
+                    tracing::warn!(user_id = %id, attempts = tried, "a changed user stayed unsettled; left to the next backfill");
+                    self.summary.retry_abandoned += 1;
+                } else {
+                    retry.push(RetryUser {
+                        id,
+                        attempts: tried,
+                    });
+                }
             }
         }
+        retry.splice(0..0, not_reached);
     }
 
     /// Enriches the in-scope users of one delta page; those left unsettled join `retry`.
