@@ -103,3 +103,50 @@ fn every_fixture_is_a_host_payload() {
         assert!(!req.data.is_empty(), "{}", path.display());
     }
 }
+
+/// Rust sources below `dir`, recursively.
+fn rust_sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.ends_with("target") {
+            rust_sources(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// Tests run in parallel threads of one process, and the Azure SDK reads the environment: no code
+/// of ours, production or test, may change it. Tests hand the SDK a transport instead
+/// (`Sandbox::sdk_transport`), and child processes get their variables through `Command::env`.
+#[test]
+fn no_source_changes_the_process_environment() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["src", "tests", "benches", "crates", "fuzz/fuzz_targets"] {
+        rust_sources(&root.join(dir), &mut files);
+    }
+    assert!(files.len() > 50, "found only {} sources", files.len());
+    // Spelled in two halves so that this file does not match itself.
+    let calls = [
+        concat!("env::set", "_var("),
+        concat!("env::remove", "_var("),
+    ];
+    let offenders: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            calls
+                .iter()
+                .any(|c| text.contains(c))
+                .then(|| f.strip_prefix(root).unwrap_or(f).display().to_string())
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "sources that change the process environment: {offenders:?}"
+    );
+}

@@ -163,3 +163,21 @@ fn the_demo_outcome_table_adds_up_to_its_report_line_and_to_the_report_files() {
         "CSV rows + header"
     );
 }
+
+/// The demo's identity is the sandbox's: in a shell where a platform aims the managed identity
+/// elsewhere (App Service, Cloud Shell), it stops before any call, names the variable and the fix.
+#[test]
+fn the_demo_refuses_a_shell_with_a_platform_identity_and_says_how_to_run_it() {
+    for name in ["IDENTITY_ENDPOINT", "MSI_ENDPOINT"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_entra-enrich"))
+            .args(["demo", "--users", "10"])
+            .env(name, "http://127.0.0.1:9/token")
+            .current_dir(tempfile::tempdir().expect("tempdir").path())
+            .output()
+            .expect("demo runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(78), "{stderr}");
+        assert!(stderr.contains(&format!("env -u {name}")), "{stderr}");
+        assert!(!String::from_utf8_lossy(&out.stdout).contains("== first backfill =="));
+    }
+}

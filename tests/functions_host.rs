@@ -48,9 +48,12 @@ fn caller_settings(sandbox: &Sandbox) -> Vec<(&'static str, String)> {
 
 async fn serve(ctx: EnrichContext, config: Config) -> (String, tokio::task::JoinHandle<()>) {
     let validator = build_validator(&config).expect("validator");
-    let app = Arc::new(EnrichFunctions::new(Shell::started(App::from_parts(
-        config, ctx, validator,
-    ))));
+    serve_shell(Shell::started(App::from_parts(config, ctx, validator))).await
+}
+
+/// The custom handler serving `shell` on loopback, as the Functions host would reach it: its URL.
+async fn serve_shell(shell: Shell) -> (String, tokio::task::JoinHandle<()>) {
+    let app = Arc::new(EnrichFunctions::new(shell));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -674,14 +677,7 @@ async fn health_names_every_invalid_setting_without_echoing_values() {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let app = Arc::new(EnrichFunctions::new(Shell::new(env, AppOptions::default())));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = functions_custom_handler::serve(listener, app).await;
-    });
+    let (url, _server) = serve_shell(Shell::new(env, AppOptions::default())).await;
     let payload: Value =
         serde_json::from_str(include_str!("fixtures/functions/http-health-get.json"))
             .expect("fixture");
@@ -762,20 +758,13 @@ async fn the_worker_recovers_from_a_key_vault_outage_without_a_restart() {
     let vault = VaultAndAuthority::down(&h.sandbox);
     let floor = Duration::from_millis(400);
     let options = vault.app_options(floor);
-    let app = Arc::new(EnrichFunctions::new(Shell::new(env, options)));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        let _ = functions_custom_handler::serve(listener, app).await;
-    });
+    let (url, server) = serve_shell(Shell::new(env, options)).await;
     let mut host = Host {
         h,
         url,
         client: reqwest::Client::new(),
         invocations: 0,
-        _server: tokio::spawn(async {}),
+        _server: server,
     };
     let subject = hybrid_user_with_valid_email(&host.h);
     let tpr = "3b3b3b3b-0000-4000-8000-000000000001";

@@ -47,4 +47,12 @@ fn a_default_build_links_no_emulator_and_the_demo_build_does() {
         demo.lines().any(|l| l.starts_with("entra-sandbox ")),
         "{demo}"
     );
+    // The shared test support (fake credential, fake vault, loopback server) is never linked, not
+    // even by the demo.
+    for tree in [&default, &demo] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with("entra-test-support ")),
+            "a build links the test support:\n{tree}"
+        );
+    }
 }

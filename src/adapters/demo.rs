@@ -38,11 +38,15 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
     // A fresh tenant each time: clear what an earlier demo left.
     let _ = std::fs::remove_dir_all(&state_dir);
 
-    // The real managed-identity credential, pointed at the sandbox's App Service identity endpoint.
-    // It reads these two variables when it is built, exactly as in Azure.
-    std::env::set_var("IDENTITY_ENDPOINT", sandbox.identity_endpoint());
-    std::env::set_var("IDENTITY_HEADER", sandbox.identity_header());
+    // The real managed-identity credential. With no platform variable set it calls IMDS, and the
+    // sandbox's transport brings that call (and any Entra token call) to the sandbox.
+    check_no_platform_identity()?;
+    let app_options = crate::app::AppOptions {
+        transport: Some(sandbox.sdk_transport()),
+        ..Default::default()
+    };
 
+    // The identity variables tell the config that a managed identity is there, as a platform's do.
     let env: Env = [
         ("GRAPH_BASE_URL", sandbox.graph_base_url().to_string()),
         ("IDENTITY_ENDPOINT", sandbox.identity_endpoint().to_string()),
@@ -57,7 +61,7 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let config = Config::from_env(&env)?;
-    let credential = build_credential(&config, &env, &crate::app::AppOptions::default()).await?;
+    let credential = build_credential(&config, &env, &app_options).await?;
     let mut options =
         entra_graph::GraphClientOptions::new(config.graph_base_url.clone(), credential.clone());
     // 1,000 writes a minute against a quota of 1,200 a minute, both time-scaled.
@@ -105,4 +109,26 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
         state_dir.display()
     );
     Ok(())
+}
+
+/// The variables by which a platform (App Service, Cloud Shell, Arc) aims the managed identity
+/// credential at its own endpoint, away from the sandbox.
+const PLATFORM_IDENTITY_VARIABLES: [&str; 3] =
+    ["IDENTITY_ENDPOINT", "MSI_ENDPOINT", "IMDS_ENDPOINT"];
+
+/// The demo's identity is the sandbox's, so a shell that sets a platform identity cannot run it.
+fn check_no_platform_identity() -> Result<(), AppError> {
+    match PLATFORM_IDENTITY_VARIABLES
+        .into_iter()
+        .find(|name| std::env::var_os(name).is_some())
+    {
+        Some(name) => Err(AppError::new(
+            ErrorKind::Settings,
+            format!(
+                "{name} is set, so the managed identity would call this machine's endpoint, not the sandbox's; run the demo with it unset: env -u {name} scripts/demo.sh"
+            ),
+        )
+        .with_setting(name)),
+        None => Ok(()),
+    }
 }

@@ -6,7 +6,7 @@
 pub(crate) mod vault;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;
 use entra_enrich::app::{build_graph, build_state, context_from_parts};
@@ -15,27 +15,33 @@ use entra_enrich::handlers::EnrichContext;
 use entra_sandbox::{Sandbox, SandboxOptions};
 use serde_json::Value;
 
-/// `ManagedIdentityCredential` reads `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` from the process
-/// environment when it is built; tests build credentials one at a time under this lock.
-static ENV_LOCK: Mutex<()> = Mutex::new(());
-
-/// The real `azure_identity::ManagedIdentityCredential`, aimed at the sandbox's App Service
-/// managed-identity endpoint, exactly as the Functions platform would aim it at Azure's.
+/// The real `azure_identity::ManagedIdentityCredential`. No managed identity variable is set in the
+/// test process, so it calls IMDS, and the sandbox's transport brings that call to the sandbox: no
+/// test touches the process environment, so they all run in parallel.
 pub(crate) fn managed_identity(sandbox: &Sandbox) -> Arc<dyn TokenCredential> {
-    let _guard = ENV_LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    std::env::set_var("IDENTITY_ENDPOINT", sandbox.identity_endpoint());
-    std::env::set_var("IDENTITY_HEADER", sandbox.identity_header());
-    let cred = entra_graph::credential::build_credential(
+    entra_graph::credential::build_credential(
         entra_graph::credential::CredentialChoice::ManagedIdentity { client_id: None },
-        entra_graph::credential::CredentialOptions::default(),
+        entra_graph::credential::CredentialOptions {
+            client_options: azure_core::http::ClientOptions {
+                transport: Some(sandbox.sdk_transport()),
+                ..Default::default()
+            },
+        },
     )
-    .expect("managed identity credential");
-    // The header is read again when a token is requested; every sandbox uses the same default
-    // header, so the variable stays set.
-    cred
+    .expect("managed identity credential")
 }
 
-/// The settings a test runs with: the sandbox as Graph, a temporary state directory.
+/// App options whose Azure SDK calls reach `sandbox` (see [`managed_identity`]).
+pub(crate) fn app_options(sandbox: &Sandbox) -> entra_enrich::app::AppOptions {
+    entra_enrich::app::AppOptions {
+        transport: Some(sandbox.sdk_transport()),
+        ..Default::default()
+    }
+}
+
+/// The settings a test runs with: the sandbox as Graph, a temporary state directory. The identity
+/// variables tell the config a managed identity is there, as the platform's do; the SDK in this
+/// process reaches the sandbox through [`managed_identity`]'s transport instead.
 pub(crate) fn env_for(
     sandbox: &Sandbox,
     state_dir: &std::path::Path,

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -65,9 +64,9 @@ async fn paging_follows_next_link_verbatim_and_always_sends_select() {
         seen[1].header("client-request-id")
     );
     // One token for both requests (cached), for the Graph scope.
-    assert_eq!(cred.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(cred.calls(), 1);
     assert_eq!(
-        cred.scopes.lock().expect("lock").clone(),
+        cred.scopes(),
         vec!["https://graph.microsoft.com/.default".to_string()]
     );
 }
@@ -444,7 +443,7 @@ async fn a_401_refreshes_the_token_once() {
         .patch_user("u1", &patch(&[], Some("US")))
         .await
         .expect("ok");
-    assert_eq!(cred.calls.load(Ordering::SeqCst), 2);
+    assert_eq!(cred.calls(), 2);
     let seen = server.seen();
     assert_eq!(seen[1].header("authorization"), Some("Bearer test-token-2"));
 }
@@ -465,7 +464,7 @@ async fn timeouts_and_connection_failures_are_retried_then_typed() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         l.local_addr().expect("addr").port()
     };
-    let cred = Arc::new(common::TestCredential::default());
+    let cred = Arc::new(common::FakeCredential::default());
     let mut o = entra_graph::GraphClientOptions::new(
         url::Url::parse(&format!("http://127.0.0.1:{port}")).expect("url"),
         cred,

@@ -1,6 +1,6 @@
 //! End to end against `entra-sandbox` with the real `azure_identity::ManagedIdentityCredential`
-//! (App Service flavour: `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`, read in `new()`). This binary
-//! holds a single test so nothing else reads or writes the environment concurrently.
+//! (IMDS flavour, the one it picks when no variable is set), its calls brought to the sandbox by
+//! `Sandbox::sdk_transport`: no process environment is touched.
 
 use std::time::Duration;
 
@@ -36,15 +36,15 @@ async fn managed_identity_lists_users_and_patches_one_on_the_sandbox() {
     })
     .await
     .expect("sandbox starts");
-    std::env::set_var("IDENTITY_ENDPOINT", sandbox.identity_endpoint());
-    std::env::set_var("IDENTITY_HEADER", sandbox.identity_header());
-    std::env::remove_var("IDENTITY_SERVER_THUMBPRINT");
-    std::env::remove_var("IMDS_ENDPOINT");
-    std::env::remove_var("MSI_ENDPOINT");
-
+    // No variable is set, so the credential calls IMDS; the sandbox's transport brings that call here.
     let credential = build_credential(
         CredentialChoice::ManagedIdentity { client_id: None },
-        CredentialOptions::default(),
+        CredentialOptions {
+            client_options: azure_core::http::ClientOptions {
+                transport: Some(sandbox.sdk_transport()),
+                ..Default::default()
+            },
+        },
     )
     .expect("credential");
     let mut opts = GraphClientOptions::new(
@@ -164,6 +164,15 @@ async fn managed_identity_lists_users_and_patches_one_on_the_sandbox() {
 
     // What the sandbox saw: every Graph read carried $select, every call a bearer token.
     let requests = sandbox.requests();
+    let imds: Vec<_> = requests
+        .iter()
+        .filter(|r| r.path == entra_sandbox::identity::IMDS_TOKEN_PATH)
+        .collect();
+    assert!(
+        !imds.is_empty() && imds.iter().all(|r| r.status == 200),
+        "the token came from the sandbox's IMDS: {:?}",
+        imds.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
     let graph: Vec<_> = requests
         .iter()
         .filter(|r| r.path.starts_with("/v1.0/") && !r.batch_item)

@@ -1,19 +1,14 @@
 //! Caller token validation against the sandbox's Entra identity emulator
-//! (`entra_sandbox::identity::Identity`), served from a tiny hyper server on 127.0.0.1 that counts the
-//! metadata and JWKS requests it answers.
+//! (`entra_sandbox::identity::Identity`), served from the workspace's shared loopback server, which records
+//! the metadata and JWKS requests it answers.
 
-use std::convert::Infallible;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use entra_lcw::{AuthFailure, CallerValidator, ValidatorConfigError, ValidatorOptions};
 use entra_sandbox::http::SandboxRequest;
 use entra_sandbox::identity::{Identity, IdentityOptions, TokenSpec};
-use http_body_util::{BodyExt, Full};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use entra_test_support::{Reply, Seen, TestServer};
 use tokio::net::TcpListener;
 use url::Url;
 
@@ -24,16 +19,19 @@ const OTHER_APP: &str = "0f0f0f0f-1e1e-4d2d-8c3c-4b4b4b4b4b4b";
 struct Idp {
     base: String,
     identity: Arc<Identity>,
-    metadata_hits: Arc<AtomicUsize>,
-    jwks_hits: Arc<AtomicUsize>,
+    server: TestServer,
 }
 
 impl Idp {
+    /// (OpenID metadata requests, JWKS requests) answered so far.
     fn hits(&self) -> (usize, usize) {
-        (
-            self.metadata_hits.load(Ordering::SeqCst),
-            self.jwks_hits.load(Ordering::SeqCst),
-        )
+        let seen = self.server.seen();
+        let metadata = seen
+            .iter()
+            .filter(|s| s.path().ends_with("/openid-configuration"))
+            .count();
+        let keys = seen.iter().filter(|s| s.path().contains("/keys")).count();
+        (metadata, keys)
     }
 
     fn token(&self) -> TokenSpec {
@@ -60,76 +58,20 @@ impl Idp {
 
 async fn start_idp() -> Idp {
     let identity = Arc::new(Identity::new(IdentityOptions::default()).unwrap());
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let metadata_hits = Arc::new(AtomicUsize::new(0));
-    let jwks_hits = Arc::new(AtomicUsize::new(0));
-    {
-        let (identity, base, mh, jh) = (
-            identity.clone(),
-            base.clone(),
-            metadata_hits.clone(),
-            jwks_hits.clone(),
-        );
-        tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (identity, base, mh, jh) =
-                    (identity.clone(), base.clone(), mh.clone(), jh.clone());
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (identity, base, mh, jh) =
-                            (identity.clone(), base.clone(), mh.clone(), jh.clone());
-                        async move {
-                            let (parts, body) = req.into_parts();
-                            let body = body
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes())
-                                .unwrap_or_default();
-                            let path = parts.uri.path().to_string();
-                            if path.ends_with("/openid-configuration") {
-                                mh.fetch_add(1, Ordering::SeqCst);
-                            } else if path.contains("/keys") {
-                                jh.fetch_add(1, Ordering::SeqCst);
-                            }
-                            let sreq = SandboxRequest {
-                                method: parts.method,
-                                path,
-                                query: parts.uri.query().unwrap_or("").to_string(),
-                                headers: parts.headers,
-                                body,
-                            };
-                            let resp = match identity.handle(&sreq, &base) {
-                                Some(r) => {
-                                    let mut out = hyper::Response::new(Full::new(r.body));
-                                    *out.status_mut() = r.status;
-                                    *out.headers_mut() = r.headers;
-                                    out
-                                }
-                                None => {
-                                    let mut out = hyper::Response::new(Full::new(Bytes::new()));
-                                    *out.status_mut() = http::StatusCode::NOT_FOUND;
-                                    out
-                                }
-                            };
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
-                });
-            }
-        });
-    }
+    let id = identity.clone();
+    // The shared loopback server records every request; the hits are counted from what it saw.
+    let server = TestServer::start_with(move |base| {
+        let base = base.as_str().trim_end_matches('/').to_string();
+        move |seen: &Seen, _| match id.handle(&SandboxRequest::from_http(seen.to_http()), &base) {
+            Some(resp) => Reply::from_http(resp.into_http()),
+            None => Reply::new(404),
+        }
+    })
+    .await;
     Idp {
-        base,
+        base: server.base_url().as_str().trim_end_matches('/').to_string(),
         identity,
-        metadata_hits,
-        jwks_hits,
+        server,
     }
 }
 

@@ -16,6 +16,24 @@ pub struct SandboxRequest {
     pub body: Bytes,
 }
 
+impl SandboxRequest {
+    /// A request as a route sees it, from the `http` crate's request: the path is percent-decoded,
+    /// the query kept as sent.
+    pub fn from_http(req: http::Request<Bytes>) -> Self {
+        let (parts, body) = req.into_parts();
+        let path = percent_encoding::percent_decode_str(parts.uri.path())
+            .decode_utf8_lossy()
+            .into_owned();
+        SandboxRequest {
+            method: parts.method,
+            path,
+            query: parts.uri.query().unwrap_or("").to_string(),
+            headers: parts.headers,
+            body,
+        }
+    }
+}
+
 /// One response as a route produces it.
 #[derive(Debug, Clone)]
 pub struct SandboxResponse {
@@ -32,6 +50,14 @@ impl SandboxResponse {
             headers: HeaderMap::new(),
             body: Bytes::new(),
         }
+    }
+
+    /// The `http` crate's response.
+    pub fn into_http(self) -> http::Response<Bytes> {
+        let mut resp = http::Response::new(self.body);
+        *resp.status_mut() = self.status;
+        *resp.headers_mut() = self.headers;
+        resp
     }
 
     /// A JSON response with the given status.

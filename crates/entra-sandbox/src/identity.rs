@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 
 use crate::http::{SandboxRequest, SandboxResponse};
 
+pub use routes::IMDS_TOKEN_PATH;
 pub use token::{KeyChoice, TokenAlg, TokenSpec};
 
 /// The resource (audience) of Microsoft Graph, as it appears in the `aud` claim of a v1 Graph token.

@@ -22,6 +22,7 @@ pub mod graph;
 mod inspect;
 mod lcw;
 pub mod record;
+pub mod sdk;
 mod server;
 mod state;
 pub mod store;

@@ -116,16 +116,7 @@ async fn serve(
         Ok(b) => b.to_bytes(),
         Err(_) => return Err(ResetConnection),
     };
-    let path = percent_encoding::percent_decode_str(parts.uri.path())
-        .decode_utf8_lossy()
-        .into_owned();
-    let sreq = SandboxRequest {
-        method: parts.method,
-        path,
-        query: parts.uri.query().unwrap_or("").to_string(),
-        headers: parts.headers,
-        body,
-    };
+    let sreq = SandboxRequest::from_http(Request::from_parts(parts, body));
     let d = state.dispatch(sreq, false);
     if !d.delay.is_zero() {
         tokio::time::sleep(d.delay).await;
@@ -133,10 +124,7 @@ async fn serve(
     let Some(r) = d.response else {
         return Err(ResetConnection);
     };
-    let mut resp = Response::new(Full::new(r.body));
-    *resp.status_mut() = r.status;
-    *resp.headers_mut() = r.headers;
-    Ok(resp)
+    Ok(r.into_http().map(Full::new))
 }
 
 async fn accept_loop(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
@@ -228,6 +216,17 @@ impl Sandbox {
     /// Value for `IDENTITY_ENDPOINT` (App Service managed identity).
     pub fn identity_endpoint(&self) -> String {
         format!("{}/msi/token", self.state.base_url)
+    }
+    /// The Azure SDK transport that brings its IMDS and Entra authority calls here
+    /// ([`crate::sdk::SandboxTransport`]): the managed identity credential then needs no environment.
+    pub fn sdk_transport(&self) -> azure_core::http::Transport {
+        self.sdk_client().into_transport()
+    }
+    /// The client behind [`Sandbox::sdk_transport`], for a test that adds routes of its own.
+    pub fn sdk_client(&self) -> crate::sdk::SandboxTransport {
+        // Built by `start` as `http://127.0.0.1:{port}`, always a URL.
+        let base = url::Url::parse(&self.state.base_url).expect("a loopback URL");
+        crate::sdk::SandboxTransport::new(&base)
     }
     /// Value for `IDENTITY_HEADER`.
     pub fn identity_header(&self) -> String {

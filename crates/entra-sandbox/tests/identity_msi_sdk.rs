@@ -1,42 +1,79 @@
-//! The real SDK against the sandbox's App Service managed identity endpoint: `azure_identity` 1.0.0
-//! `ManagedIdentityCredential` reads `IDENTITY_ENDPOINT`/`IDENTITY_HEADER` in `new()`, so this binary holds a
-//! single test that sets the environment step by step (no other test can race on it).
+//! The real SDK (`azure_identity` 1.0 `ManagedIdentityCredential`) against the sandbox's two managed identity
+//! endpoints, without touching this process's environment:
+//! - IMDS, which the credential picks when no variable is set, reached through `SandboxTransport`;
+//! - App Service (`IDENTITY_ENDPOINT` + `IDENTITY_HEADER`, read in `new()`), in a child process of this
+//!   test binary that is given those variables, the way the Functions host gives them to a worker.
 
 mod identity_support;
 
+use std::sync::Arc;
+
 use azure_core::credentials::TokenCredential;
+use azure_core::http::ClientOptions;
 use azure_identity::{ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId};
 use entra_sandbox::identity::{
-    IdentityOptions, DEFAULT_USER_ASSIGNED_CLIENT_ID, DEFAULT_USER_ASSIGNED_OBJECT_ID,
+    Identity, IdentityOptions, DEFAULT_USER_ASSIGNED_CLIENT_ID, DEFAULT_USER_ASSIGNED_OBJECT_ID,
+    IMDS_TOKEN_PATH,
 };
+use entra_sandbox::sdk::SandboxTransport;
 
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+const GRAPH: &str = "https://graph.microsoft.com";
+/// Set only in the child process: what the App Service test expects of the endpoint.
+const CHILD_EXPECT: &str = "ENTRA_SANDBOX_TEST_CHILD_EXPECT";
 
-fn set_env(endpoint: &str, header: &str) {
-    // SAFETY-free: edition 2021, and this binary has exactly one test, so nothing reads the env concurrently.
-    std::env::set_var("IDENTITY_ENDPOINT", endpoint);
-    std::env::set_var("IDENTITY_HEADER", header);
-    std::env::remove_var("IDENTITY_SERVER_THUMBPRINT");
-    std::env::remove_var("IMDS_ENDPOINT");
-    std::env::remove_var("MSI_ENDPOINT");
+fn no_managed_identity_variables() {
+    for name in [
+        "IDENTITY_ENDPOINT",
+        "IDENTITY_HEADER",
+        "MSI_ENDPOINT",
+        "IMDS_ENDPOINT",
+    ] {
+        assert!(
+            std::env::var_os(name).is_none(),
+            "{name} is set in the test environment; unset it, these tests expect the IMDS default"
+        );
+    }
+}
+
+fn imds_credential(
+    server: &identity_support::TestServer,
+    id: Option<UserAssignedId>,
+) -> Arc<ManagedIdentityCredential> {
+    let base = url::Url::parse(&server.base_url).expect("url");
+    ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
+        user_assigned_id: id,
+        client_options: ClientOptions {
+            transport: Some(SandboxTransport::new(&base).into_transport()),
+            ..Default::default()
+        },
+    }))
+    .expect("credential")
+}
+
+async fn caller_of(
+    cred: &ManagedIdentityCredential,
+    id: &Identity,
+) -> entra_sandbox::identity::Caller {
+    let token = cred.get_token(&[GRAPH_SCOPE], None).await.expect("token");
+    id.verify(Some(&format!("Bearer {}", token.token.secret())), GRAPH)
+        .expect("sandbox accepts the SDK's token")
 }
 
 #[tokio::test]
-async fn managed_identity_credential_gets_tokens_the_sandbox_verifies() {
+async fn imds_gives_the_sdk_tokens_the_sandbox_verifies() {
+    no_managed_identity_variables();
     let mut opts = IdentityOptions::default();
     opts.managed_identity_roles
         .push("LifecycleWorkflows.Read.All".into());
     let server = identity_support::start_with(opts).await;
     let id = server.identity.clone();
-    let endpoint = format!("{}/msi/token", server.base_url);
 
     // System-assigned identity.
-    set_env(&endpoint, id.identity_header());
-    let cred = ManagedIdentityCredential::new(None).expect("credential");
+    let cred = imds_credential(&server, None);
     let token = cred.get_token(&[GRAPH_SCOPE], None).await.expect("token");
-    let auth = format!("Bearer {}", token.token.secret());
     let caller = id
-        .verify(Some(&auth), "https://graph.microsoft.com")
+        .verify(Some(&format!("Bearer {}", token.token.secret())), GRAPH)
         .expect("sandbox accepts the SDK's token");
     assert_eq!(caller.app_id, id.managed_identity_app_id());
     assert_eq!(
@@ -54,70 +91,110 @@ async fn managed_identity_credential_gets_tokens_the_sandbox_verifies() {
         remaining > time::Duration::minutes(55) && remaining <= time::Duration::minutes(60),
         "expires_on parsed from the string form: {remaining}"
     );
-    // The token is for Graph only.
-    assert!(id.verify(Some(&auth), "api://other").is_err());
-
-    // User-assigned identity by client id: the token's appid is that client id.
-    let cred = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-        user_assigned_id: Some(UserAssignedId::ClientId(
-            DEFAULT_USER_ASSIGNED_CLIENT_ID.to_string(),
-        )),
-        ..Default::default()
-    }))
-    .expect("credential");
-    let token = cred.get_token(&[GRAPH_SCOPE], None).await.expect("token");
-    let caller = id
+    assert!(id
         .verify(
             Some(&format!("Bearer {}", token.token.secret())),
-            "https://graph.microsoft.com",
+            "api://other"
         )
-        .expect("verified");
+        .is_err());
+    let seen = server.server.seen();
+    assert_eq!(seen.len(), 1, "one IMDS request, then the cached token");
+    assert_eq!(seen[0].path(), IMDS_TOKEN_PATH);
+    assert_eq!(seen[0].header("metadata"), Some("true"));
+
+    // User-assigned by client id, then by object id: the token's appid is that client id.
+    let by_client = UserAssignedId::ClientId(DEFAULT_USER_ASSIGNED_CLIENT_ID.to_string());
+    let caller = caller_of(&imds_credential(&server, Some(by_client)), &id).await;
     assert_eq!(caller.app_id, DEFAULT_USER_ASSIGNED_CLIENT_ID);
     assert_eq!(caller.claims["oid"], DEFAULT_USER_ASSIGNED_OBJECT_ID);
-
-    // By object id (sent as `object_id`, the documented alias of `principal_id`).
-    let cred = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-        user_assigned_id: Some(UserAssignedId::ObjectId(
-            DEFAULT_USER_ASSIGNED_OBJECT_ID.to_string(),
-        )),
-        ..Default::default()
-    }))
-    .expect("credential");
-    let token = cred.get_token(&[GRAPH_SCOPE], None).await.expect("token");
-    let caller = id
-        .verify(
-            Some(&format!("Bearer {}", token.token.secret())),
-            "https://graph.microsoft.com",
-        )
-        .expect("verified");
+    let by_object = UserAssignedId::ObjectId(DEFAULT_USER_ASSIGNED_OBJECT_ID.to_string());
+    let caller = caller_of(&imds_credential(&server, Some(by_object)), &id).await;
     assert_eq!(caller.app_id, DEFAULT_USER_ASSIGNED_CLIENT_ID);
+    // And by resource id, which IMDS takes as `msi_res_id` (App Service's SDK path refuses it).
+    let resource_id = id.options().user_assigned_identities[0].resource_id.clone();
+    let by_resource = UserAssignedId::ResourceId(resource_id);
+    let caller = caller_of(&imds_credential(&server, Some(by_resource)), &id).await;
+    assert_eq!(caller.app_id, DEFAULT_USER_ASSIGNED_CLIENT_ID);
+    assert!(server
+        .server
+        .seen()
+        .iter()
+        .any(|s| s.query_value("msi_res_id").is_some()));
 
-    // A user-assigned identity that is not attached: App Service answers 400, which the SDK reports as an error.
-    let cred = ManagedIdentityCredential::new(Some(ManagedIdentityCredentialOptions {
-        user_assigned_id: Some(UserAssignedId::ClientId(
-            "11111111-2222-3333-4444-555555555555".to_string(),
-        )),
-        ..Default::default()
-    }))
-    .expect("credential");
-    let err = cred
+    // A user-assigned identity that is not attached: IMDS answers 400, which the SDK reports.
+    let unknown = UserAssignedId::ClientId("11111111-2222-3333-4444-555555555555".to_string());
+    let err = imds_credential(&server, Some(unknown))
         .get_token(&[GRAPH_SCOPE], None)
         .await
         .expect_err("unknown identity must fail");
-    assert!(
-        err.to_string().contains("not been assigned"),
-        "unexpected error: {err}"
-    );
+    assert!(err.to_string().contains("not been assigned"), "{err}");
+}
 
-    // A wrong IDENTITY_HEADER: the endpoint refuses and get_token fails.
-    set_env(&endpoint, "not-the-header");
-    let cred = ManagedIdentityCredential::new(None).expect("credential");
-    let err = cred
-        .get_token(&[GRAPH_SCOPE], None)
-        .await
-        .expect_err("wrong header must fail");
+/// Runs `app_service_child` in a child process of this binary with the App Service variables.
+fn run_child(endpoint: &str, header: &str, expect: &str) -> String {
+    let out = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args(["app_service_child", "--exact", "--ignored", "--nocapture"])
+        .env("IDENTITY_ENDPOINT", endpoint)
+        .env("IDENTITY_HEADER", header)
+        .env(CHILD_EXPECT, expect)
+        .env_remove("IDENTITY_SERVER_THUMBPRINT")
+        .env_remove("IMDS_ENDPOINT")
+        .env_remove("MSI_ENDPOINT")
+        .output()
+        .expect("the test binary runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
-        err.to_string().contains("401") || err.to_string().contains("X-IDENTITY-HEADER"),
-        "{err}"
+        out.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    stdout
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_service_endpoint_gives_the_sdk_tokens_and_refuses_a_wrong_header() {
+    let server = identity_support::start().await;
+    let id = server.identity.clone();
+    let endpoint = format!("{}/msi/token", server.base_url);
+
+    let header = id.identity_header().to_string();
+    let (ep, h) = (endpoint.clone(), header.clone());
+    let stdout = tokio::task::spawn_blocking(move || run_child(&ep, &h, "token"))
+        .await
+        .expect("child");
+    let token = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("TOKEN="))
+        .expect("the child printed its token");
+    let caller = id
+        .verify(Some(&format!("Bearer {token}")), GRAPH)
+        .expect("sandbox accepts the SDK's App Service token");
+    assert_eq!(caller.app_id, id.managed_identity_app_id());
+    let seen = server.server.seen();
+    assert!(seen.iter().all(|s| s.path() == "/msi/token"), "{seen:?}");
+    assert_eq!(seen[0].header("x-identity-header"), Some(header.as_str()));
+
+    let ep = endpoint.clone();
+    tokio::task::spawn_blocking(move || run_child(&ep, "not-the-header", "refused"))
+        .await
+        .expect("child");
+}
+
+/// The child side of the App Service test; it does nothing unless that test started it.
+#[tokio::test]
+#[ignore = "run by app_service_endpoint_gives_the_sdk_tokens_and_refuses_a_wrong_header in a child process"]
+async fn app_service_child() {
+    let expect = std::env::var(CHILD_EXPECT).expect("started by the parent test");
+    let cred = ManagedIdentityCredential::new(None).expect("credential");
+    let got = cred.get_token(&[GRAPH_SCOPE], None).await;
+    match expect.as_str() {
+        "token" => println!("TOKEN={}", got.expect("token").token.secret()),
+        _ => {
+            let err = got.expect_err("a wrong header must fail");
+            assert!(
+                err.to_string().contains("401") || err.to_string().contains("X-IDENTITY-HEADER"),
+                "{err}"
+            );
+        }
+    }
 }

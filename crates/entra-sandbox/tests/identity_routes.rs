@@ -530,3 +530,69 @@ async fn openid_metadata_and_jwks() {
     .await;
     assert_eq!(r.status, 404);
 }
+
+/// IMDS as documented in how-to-use-vm-token: `Metadata: true` is required (`400 bad_request_102`),
+/// `api-version` 2018-02-01 or later, numbers as strings and an empty `refresh_token` in the answer.
+#[tokio::test]
+async fn imds_endpoint_issues_tokens_and_refuses_bad_requests() {
+    let server = start().await;
+    let imds = |query: &str, metadata: Option<&str>| {
+        let mut req = client().get(format!(
+            "{}{}?{query}",
+            server.base_url,
+            entra_sandbox::identity::IMDS_TOKEN_PATH
+        ));
+        if let Some(m) = metadata {
+            req = req.header("Metadata", m);
+        }
+        req.send()
+    };
+    let ok = got(imds(
+        &format!("api-version=2018-02-01&resource={GRAPH}"),
+        Some("true"),
+    )
+    .await
+    .expect("send"))
+    .await;
+    assert_eq!(ok.status, 200, "{}", ok.json);
+    assert_eq!(ok.json["token_type"], "Bearer");
+    assert_eq!(ok.json["refresh_token"], "");
+    assert_eq!(ok.json["resource"], GRAPH);
+    for field in ["expires_in", "expires_on", "not_before"] {
+        let v = ok.json[field].as_str().unwrap_or_default();
+        assert!(
+            v.parse::<i64>().is_ok(),
+            "{field} is a number in a string: {v:?}"
+        );
+    }
+    let token = ok.json["access_token"].as_str().expect("token");
+    let caller = server
+        .identity
+        .verify(Some(&format!("Bearer {token}")), GRAPH)
+        .expect("verified");
+    assert_eq!(caller.app_id, DEFAULT_MANAGED_IDENTITY_APP_ID);
+
+    let q = format!("api-version=2019-08-01&resource={GRAPH}");
+    let no_header = got(imds(&q, None).await.expect("send")).await;
+    assert_eq!(
+        no_header.json["error_description"],
+        "Required metadata header not specified"
+    );
+    let old = format!("api-version=2017-09-01&resource={GRAPH}");
+    let unknown = format!("{q}&client_id=11111111-2222-3333-4444-555555555555");
+    let refusals: [(&str, Option<&str>, &str); 5] = [
+        (&q, None, "bad_request_102"),
+        (&q, Some("True"), "bad_request_102"),
+        (&old, Some("true"), "invalid_request"),
+        ("api-version=2019-08-01", Some("true"), "invalid_resource"),
+        (&unknown, Some("true"), "invalid_request"),
+    ];
+    for (query, metadata, code) in refusals {
+        let r = got(imds(query, metadata).await.expect("send")).await;
+        assert_eq!(
+            (r.status, r.json["error"].as_str()),
+            (400, Some(code)),
+            "{query} {metadata:?}"
+        );
+    }
+}

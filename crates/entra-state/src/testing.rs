@@ -305,7 +305,12 @@ impl Azurite {
     /// [`START_TIMEOUT`]). Fails with [`TestingError::NotInstalled`] — whose message says to run
     /// `scripts/bootstrap.sh` — if the executable is missing.
     pub fn start() -> Result<Self, TestingError> {
-        let bin = azurite_bin();
+        Self::start_from(&azurite_bin())
+    }
+
+    /// Starts the `azurite-blob` executable at `bin` ([`Azurite::start`] finds it with [`azurite_bin`]).
+    pub fn start_from(bin: &Path) -> Result<Self, TestingError> {
+        let bin = bin.to_path_buf();
         if !bin.exists() {
             return Err(TestingError::NotInstalled { path: bin });
         }

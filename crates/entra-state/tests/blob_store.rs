@@ -138,31 +138,14 @@ async fn blob_store_rejects_non_https_and_bad_prefix() {
     ));
 }
 
-/// A token Azurite must refuse: proves requests really go through `--oauth basic`.
-#[derive(Debug)]
-struct GarbageToken;
-
-#[async_trait::async_trait]
-impl azure_core::credentials::TokenCredential for GarbageToken {
-    async fn get_token(
-        &self,
-        _scopes: &[&str],
-        _options: Option<azure_core::credentials::TokenRequestOptions<'_>>,
-    ) -> azure_core::Result<azure_core::credentials::AccessToken> {
-        Ok(azure_core::credentials::AccessToken::new(
-            "not-a-jwt",
-            time::OffsetDateTime::now_utc() + time::Duration::hours(1),
-        ))
-    }
-}
-
 #[tokio::test]
 async fn azurite_enforces_oauth_and_tls_trust() {
     let azurite = start_azurite();
     let container = unique_container("auth");
     let bad_token = BlobStore::new(
         azurite.container_url(&container),
-        std::sync::Arc::new(GarbageToken),
+        // A token Azurite must refuse: proves requests really go through `--oauth basic`.
+        std::sync::Arc::new(entra_test_support::FakeCredential::fixed("not-a-jwt")),
         azurite.store_options(None).expect("options"),
     )
     .expect("store");

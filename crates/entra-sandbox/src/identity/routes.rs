@@ -16,10 +16,33 @@ use crate::http::{SandboxRequest, SandboxResponse};
 /// The App Service managed identity REST API version the sandbox implements (the one `azure_identity` sends).
 pub(crate) const MSI_API_VERSION: &str = "2019-08-01";
 
+/// The Azure Instance Metadata Service token path, served on the sandbox's own address; an SDK reaches it
+/// through [`crate::sdk::SandboxTransport`], which re-addresses `169.254.169.254` to the sandbox.
+pub const IMDS_TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
+
+/// The oldest IMDS identity API version: "api-version: The API version for the token request. Use version
+/// 2018-02-01 or later."
+/// (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#get-a-token-using-http)
+const IMDS_OLDEST_API_VERSION: &str = "2018-02-01";
+
+/// The two managed identity endpoints the sandbox serves. They issue the same tokens for the same
+/// identities, and differ in the header that proves the caller is local and in the shape of their errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum MiEndpoint {
+    /// App Service and Functions: `IDENTITY_ENDPOINT` with `X-IDENTITY-HEADER`.
+    AppService,
+    /// Virtual machines (and the default of `ManagedIdentityCredential` when no variable is set):
+    /// `http://169.254.169.254/metadata/identity/oauth2/token` with `Metadata: true`.
+    Imds,
+}
+
 pub(crate) fn handle(id: &Identity, req: &SandboxRequest, base: &str) -> Option<SandboxResponse> {
     let path = req.path.as_str();
     if path == "/msi/token" {
-        return Some(msi_token(id, req));
+        return Some(msi_token(id, req, MiEndpoint::AppService));
+    }
+    if path == IMDS_TOKEN_PATH {
+        return Some(msi_token(id, req, MiEndpoint::Imds));
     }
     let trimmed = path.strip_prefix('/')?;
     let (tenant, rest) = trimmed.split_once('/')?;
@@ -75,6 +98,25 @@ fn header<'a>(req: &'a SandboxRequest, name: &str) -> Option<&'a str> {
 /// schema; the sandbox answers `{"statusCode", "message", "correlationId"}`, the shape App Service returns in
 /// public reports (e.g. "Unable to load the proper Managed Identity.").
 fn msi_error(status: StatusCode, message: &str) -> SandboxResponse {
+    mi_error(MiEndpoint::AppService, status, "invalid_request", message)
+}
+
+/// A managed identity error in the shape of `endpoint`. IMDS answers OAuth-style
+/// `{"error", "error_description"}` with the codes of its error table (e.g. `bad_request_102`,
+/// `invalid_resource`)
+/// (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#error-handling).
+fn mi_error(
+    endpoint: MiEndpoint,
+    status: StatusCode,
+    code: &str,
+    message: &str,
+) -> SandboxResponse {
+    if endpoint == MiEndpoint::Imds {
+        return json_response(
+            status,
+            &json!({"error": code, "error_description": message}),
+        );
+    }
     json_response(
         status,
         &json!({
@@ -88,25 +130,36 @@ fn msi_error(status: StatusCode, message: &str) -> SandboxResponse {
 /// `GET {IDENTITY_ENDPOINT}?resource=<r>&api-version=2019-08-01[&client_id=|&principal_id=|&object_id=|&mi_res_id=]`
 /// with `X-IDENTITY-HEADER: {IDENTITY_HEADER}`.
 /// https://learn.microsoft.com/azure/app-service/overview-managed-identity#rest-endpoint-reference
-fn msi_token(id: &Identity, req: &SandboxRequest) -> SandboxResponse {
+/// `GET http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01&resource=<r>` with
+/// `Metadata: true` takes the same `client_id`/`object_id`/`msi_res_id` selectors (see [`IMDS_OLDEST_API_VERSION`]).
+fn msi_token(id: &Identity, req: &SandboxRequest, endpoint: MiEndpoint) -> SandboxResponse {
     if req.method != Method::GET {
         // The REST endpoint reference only defines GET.
         let mut r = SandboxResponse::empty(StatusCode::METHOD_NOT_ALLOWED);
         insert_header(&mut r.headers, "allow", "GET");
         return r;
     }
-    msi_token_checked(id, req).unwrap_or_else(|e| e)
+    msi_token_checked(id, req, endpoint).unwrap_or_else(|e| e)
 }
 
 /// The managed identity token once the method is checked: header, query, identity, then the token.
 fn msi_token_checked(
     id: &Identity,
     req: &SandboxRequest,
+    endpoint: MiEndpoint,
 ) -> Result<SandboxResponse, SandboxResponse> {
-    check_identity_header(id, req)?;
     let q = query_pairs(&req.query);
-    check_msi_api_version(&q)?;
-    let resource = msi_resource(&q)?;
+    match endpoint {
+        MiEndpoint::AppService => {
+            check_identity_header(id, req)?;
+            check_msi_api_version(&q)?;
+        }
+        MiEndpoint::Imds => {
+            check_metadata_header(req)?;
+            check_imds_api_version(&q)?;
+        }
+    }
+    let resource = msi_resource(&q).map_err(|e| imds_shape(endpoint, e, "invalid_resource"))?;
     // Clients send the resource, not a scope; tolerate a `/.default` scope by stripping it (azure_identity
     // strips it itself: `scopes_to_resource` in sdk/identity/azure_identity/src/imds_managed_identity_credential.rs,
     // https://github.com/Azure/azure-sdk-for-rust).
@@ -114,13 +167,16 @@ fn msi_token_checked(
         .strip_suffix("/.default")
         .unwrap_or(&resource)
         .to_string();
-    let mi = msi_identity(id, &q)?;
+    let mi = msi_identity(id, &q).map_err(|e| imds_shape(endpoint, e, "invalid_request"))?;
     let mut spec = TokenSpec::graph(id, &mi.app_id)
         .with_audience(aud)
         .with_roles(mi.roles);
     spec.oid = mi.oid;
     spec.exp = spec.iat + TOKEN_LIFETIME_SECS;
     let access_token = id.mint(&spec);
+    if endpoint == MiEndpoint::Imds {
+        return Ok(imds_token_response(&access_token, &spec, &resource));
+    }
     // Response: "access_token, expires_on (seconds from 1970-01-01T0:0:0Z UTC), resource, token_type, client_id"
     // — the page's example shows expires_on as a string, which azure_identity parses as one.
     Ok(json_response(
@@ -133,6 +189,68 @@ fn msi_token_checked(
             "client_id": mi.app_id,
         }),
     ))
+}
+
+/// The IMDS sample response: every number a string, an empty `refresh_token`
+/// (https://learn.microsoft.com/entra/identity/managed-identities-azure-resources/how-to-use-vm-token#get-a-token-using-http).
+fn imds_token_response(access_token: &str, spec: &TokenSpec, resource: &str) -> SandboxResponse {
+    json_response(
+        StatusCode::OK,
+        &json!({
+            "access_token": access_token,
+            "refresh_token": "",
+            "expires_in": (spec.exp - spec.iat).to_string(),
+            "expires_on": spec.exp.to_string(),
+            "not_before": spec.iat.to_string(),
+            "resource": resource,
+            "token_type": "Bearer",
+        }),
+    )
+}
+
+/// An App Service-shaped refusal re-shaped for IMDS with `code`; the status is kept.
+fn imds_shape(endpoint: MiEndpoint, refusal: SandboxResponse, code: &str) -> SandboxResponse {
+    if endpoint == MiEndpoint::AppService {
+        return refusal;
+    }
+    let message = serde_json::from_slice::<serde_json::Value>(&refusal.body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    mi_error(endpoint, refusal.status, code, &message)
+}
+
+/// "Metadata: An HTTP request header field required by managed identities. This information is used as a
+/// mitigation against server side request forgery (SSRF) attacks. This value must be set to 'true', in all
+/// lower case." A missing header is `400 bad_request_102` "Required metadata header not specified" (error
+/// table of how-to-use-vm-token).
+fn check_metadata_header(req: &SandboxRequest) -> Result<(), SandboxResponse> {
+    match header(req, "metadata") {
+        Some("true") => Ok(()),
+        _ => Err(mi_error(
+            MiEndpoint::Imds,
+            StatusCode::BAD_REQUEST,
+            "bad_request_102",
+            "Required metadata header not specified",
+        )),
+    }
+}
+
+/// IMDS takes "version 2018-02-01 or later"; versions are dates, so they compare as strings.
+fn check_imds_api_version(q: &[(String, String)]) -> Result<(), SandboxResponse> {
+    match param(q, "api-version") {
+        Some(v) if v.len() == 10 && v >= IMDS_OLDEST_API_VERSION => Ok(()),
+        // NOT DOCUMENTED: the code for a missing or old version; the sandbox answers `invalid_request`.
+        other => Err(mi_error(
+            MiEndpoint::Imds,
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            &format!(
+                "The api-version '{}' is not supported; use {IMDS_OLDEST_API_VERSION} or later.",
+                other.unwrap_or_default()
+            ),
+        )),
+    }
 }
 
 /// "X-IDENTITY-HEADER: The value of the IDENTITY_HEADER environment variable. This header is used to help
@@ -192,10 +310,17 @@ struct ManagedIdentity {
 /// "client_id / principal_id (alias object_id) / mi_res_id: … Can't be used on a request that includes
 /// [one of the others]." (REST endpoint reference)
 fn msi_identity(id: &Identity, q: &[(String, String)]) -> Result<ManagedIdentity, SandboxResponse> {
-    let selectors: Vec<(&str, &str)> = ["client_id", "principal_id", "object_id", "mi_res_id"]
-        .iter()
-        .filter_map(|name| param(q, name).map(|v| (*name, v)))
-        .collect();
+    // `msi_res_id` is the IMDS spelling of `mi_res_id`.
+    let selectors: Vec<(&str, &str)> = [
+        "client_id",
+        "principal_id",
+        "object_id",
+        "mi_res_id",
+        "msi_res_id",
+    ]
+    .iter()
+    .filter_map(|name| param(q, name).map(|v| (*name, v)))
+    .collect();
     if selectors.len() > 1 {
         return Err(msi_error(
             StatusCode::BAD_REQUEST,
