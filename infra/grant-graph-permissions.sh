@@ -14,12 +14,15 @@
 #   --lcw-resume          also LifecycleWorkflows.ReadWrite.All: only if the identity is NOT in the custom task
 #                         extension's callbackConfiguration.authorizedApps (it should be; then resume needs no
 #                         permission)
+#   --doctor              also Policy.Read.All: lets `entra-enrich doctor` read the Authentication methods
+#                         policy (Email OTP on, and for whom); read-only, used by nothing else
 #   --privileged-admins   also the Privileged Authentication Administrator directory role: needed to write
 #                         otherMails of users who hold admin roles (Authorization_RequestDenied otherwise)
 #   --dry-run             print the az commands (lookups and writes) instead of running them
 #
 # Always granted: User.Read.All (read users, users/delta) and User-Mail.ReadWrite.All (otherMails).
 # Sources: https://learn.microsoft.com/graph/api/user-update (permissions, sensitive properties),
+# https://learn.microsoft.com/graph/api/authenticationmethodspolicy-get (Policy.Read.All),
 # https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignments,
 # https://learn.microsoft.com/graph/api/rbacapplication-post-roleassignments,
 # https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference
@@ -48,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --name | -n) need "$@"; PREFIX="$2"; shift 2 ;;
     --usage-location) PERMISSIONS+=(User.ReadWrite.All); shift ;;
     --lcw-resume) PERMISSIONS+=(LifecycleWorkflows.ReadWrite.All); shift ;;
+    --doctor) PERMISSIONS+=(Policy.Read.All); shift ;;
     --privileged-admins) PRIVILEGED=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;

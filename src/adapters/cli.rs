@@ -51,6 +51,9 @@ pub enum Command {
     Audit(AuditArgs),
     /// Validate the settings and print every problem.
     Config,
+    /// Check whether a new hire's day-one password reset by email will work in this tenant: Email OTP,
+    /// the methods policy, writeback, the app's permissions, the scope. Exits 1 when a check fails.
+    Doctor(DoctorArgs),
     /// Serve the Azure Functions custom handler on 127.0.0.1:$FUNCTIONS_CUSTOMHANDLER_PORT.
     Serve,
     /// Run as an AWS Lambda function (custom runtime): serve invocations from $AWS_LAMBDA_RUNTIME_API.
@@ -129,6 +132,13 @@ pub struct AuditArgs {
     /// Mask every personal email (j***@e***.org), for sharing outside the operators.
     #[arg(long)]
     pub mask: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print the checks as JSON (`{"checks": [{"id", "verdict", "detail", "fix"}]}`).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -246,8 +256,22 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Config => show_config(&load_config()?),
+        Command::Doctor(args) => doctor(args).await,
         Command::Serve => Ok(super::azure_functions::serve_from_env().await?),
         Command::Lambda => Ok(super::lambda::run_from_env().await?),
+    }
+}
+
+async fn doctor(args: DoctorArgs) -> Result<(), CliError> {
+    let report = start(false).await?.doctor().await;
+    if args.json {
+        print_pretty(&report);
+    } else {
+        print!("{}", report.render_text());
+    }
+    match report.failures() {
+        0 => Ok(()),
+        n => Err(AppError::new(ErrorKind::Permanent, format!("doctor: {n} checks failed")).into()),
     }
 }
 

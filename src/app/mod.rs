@@ -30,6 +30,7 @@ use crate::handlers::audit::{read_run, AuditLog, AuditRecord};
 use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, Progress};
 use crate::handlers::claim::Claims;
 use crate::handlers::context::HrSource;
+use crate::handlers::doctor::{run_doctor, DoctorReport, Needs};
 use crate::handlers::enrich::{enrich_user, UserRef, WhenBusy};
 use crate::handlers::lcw_joiner::{handle_callout_by, JoinerRequest, JoinerResponse};
 use crate::handlers::rollback::{run_rollback, RollbackSummary};
@@ -169,6 +170,14 @@ impl App {
             return Err(AppError::new(ErrorKind::Input, message).with_setting("--run"));
         }
         Ok(records)
+    }
+
+    /// doctor: will a new hire's day-one reset by email work in this tenant?
+    pub async fn doctor(&self) -> DoctorReport {
+        let needs = Needs {
+            usage_location: self.config.usage_location_source.is_some(),
+        };
+        run_doctor(&self.ctx, needs).await
     }
 
     /// rollback: restore the before-values written by `run`.

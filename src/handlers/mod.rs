@@ -13,6 +13,7 @@ pub mod audit;
 pub mod backfill;
 pub mod claim;
 pub mod context;
+pub mod doctor;
 pub mod enrich;
 pub mod lcw_joiner;
 pub mod report;

@@ -454,6 +454,46 @@ impl GraphClient {
         }
     }
 
+    /// `GET /v1.0/policies/authenticationMethodsPolicy`: the tenant's Authentication methods policy
+    /// (Email OTP state and targets, migration state). Needs `Policy.Read.All`; without it the error's
+    /// `status()` is 403
+    /// (<https://learn.microsoft.com/graph/api/authenticationmethodspolicy-get>).
+    pub async fn authentication_methods_policy(&self) -> Result<Value, GraphError> {
+        let op = "GET /policies/authenticationMethodsPolicy";
+        let url = self.url("/v1.0/policies/authenticationMethodsPolicy", op)?;
+        let call = Call {
+            op: op.to_string(),
+            method: Method::GET,
+            url,
+            body: None,
+            write_cost: 0,
+            delta: false,
+            idempotent: true,
+        };
+        let reply = self.execute(call, &mut None).await?;
+        parse_json(&reply.body, op)
+    }
+
+    /// The claims of this client's own access token (`roles`: the application permissions granted;
+    /// `appid`/`azp`; `oid`: the service principal). Read from the payload without verifying it: the
+    /// token came from our own credential, and nothing is authorised on the strength of this.
+    pub async fn token_claims(&self) -> Result<Value, GraphError> {
+        let op = "read the access token's claims";
+        let token = self.token(op).await?;
+        let payload = token.split('.').nth(1).unwrap_or_default();
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .map_err(|_| {
+                GraphError::new(GraphErrorKind::InvalidResponse, op)
+                    .with_message(Some("the access token is not a JWT"))
+            })?;
+        serde_json::from_slice(&bytes).map_err(|_| {
+            GraphError::new(GraphErrorKind::InvalidResponse, op)
+                .with_message(Some("the access token's payload is not JSON"))
+        })
+    }
+
     /// `GET /v1.0/users?$select=…&$top=…[&$filter=…]`, paged
     /// (<https://learn.microsoft.com/graph/api/user-list?view=graph-rest-1.0>,
     /// <https://learn.microsoft.com/graph/paging>). `page_size` is clamped to 1..=999. An empty

@@ -233,6 +233,9 @@ pub(crate) fn route(state: &State, req: &SandboxRequest, ctx: &mut Ctx) -> Optio
         ["users", key] if m == Method::DELETE => {
             Some(throttled(state, ctx, 1, 1, |s| delete_user(s, key, ctx)))
         }
+        ["policies", "authenticationMethodsPolicy"] if m == Method::GET => {
+            Some(throttled(state, ctx, 1, 0, |s| crate::policy::get(s, ctx)))
+        }
         ["identityGovernance", "lifecycleWorkflows", "workflows", wid, "tasks", tid, "taskProcessingResults", rid, action]
             if m == Method::POST
                 && (*action == "resume"

@@ -21,6 +21,7 @@ pub mod filter;
 pub mod graph;
 mod inspect;
 mod lcw;
+pub mod policy;
 pub mod record;
 pub mod sdk;
 mod server;

@@ -369,6 +369,13 @@ impl Sandbox {
     pub fn set_privileged_admin_role_granted(&self, granted: bool) {
         self.state.lock().app_has_privileged_role = granted;
     }
+    /// Replaces the tenant's Authentication methods policy (Email OTP, migration state).
+    pub fn set_authentication_methods_policy(
+        &self,
+        policy: crate::policy::AuthenticationMethodsPolicy,
+    ) {
+        self.state.lock().auth_methods_policy = policy;
+    }
     /// Adds a fault rule.
     pub fn set_fault(&self, rule: FaultRule) {
         self.state.lock().faults.add(rule);

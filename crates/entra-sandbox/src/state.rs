@@ -75,6 +75,7 @@ pub(crate) struct Inner {
     pub tokens: HashMap<String, TokenEntry>,
     pub token_counter: u64,
     pub second_resume_status: u16,
+    pub auth_methods_policy: crate::policy::AuthenticationMethodsPolicy,
 }
 
 /// Everything the routes share. `Send + Sync`.
@@ -405,6 +406,7 @@ pub(crate) fn new_inner(
         tokens: HashMap::new(),
         token_counter: 0,
         second_resume_status,
+        auth_methods_policy: Default::default(),
     }
 }
 
