@@ -14,6 +14,9 @@
 #   --lcw-resume          also LifecycleWorkflows.ReadWrite.All: only if the identity is NOT in the custom task
 #                         extension's callbackConfiguration.authorizedApps (it should be; then resume needs no
 #                         permission)
+#   --email-method        also UserAuthenticationMethod.ReadWrite.All: writing the SSPR "Authentication email"
+#                         (ENRICH_SSPR_EMAIL_TARGET=authenticationMethod or both); the least privileged
+#                         application permission for emailMethods
 #   --doctor              also Policy.Read.All: lets `entra-enrich doctor` read the Authentication methods
 #                         policy (Email OTP on, and for whom); read-only, used by nothing else
 #   --privileged-admins   also the Privileged Authentication Administrator directory role: needed to write
@@ -23,6 +26,7 @@
 # Always granted: User.Read.All (read users, users/delta) and User-Mail.ReadWrite.All (otherMails).
 # Sources: https://learn.microsoft.com/graph/api/user-update (permissions, sensitive properties),
 # https://learn.microsoft.com/graph/api/authenticationmethodspolicy-get (Policy.Read.All),
+# https://learn.microsoft.com/graph/api/authentication-post-emailmethods (UserAuthenticationMethod.ReadWrite.All),
 # https://learn.microsoft.com/graph/api/serviceprincipal-post-approleassignments,
 # https://learn.microsoft.com/graph/api/rbacapplication-post-roleassignments,
 # https://learn.microsoft.com/entra/identity/role-based-access-control/permissions-reference
@@ -52,6 +56,7 @@ while [[ $# -gt 0 ]]; do
     --usage-location) PERMISSIONS+=(User.ReadWrite.All); shift ;;
     --lcw-resume) PERMISSIONS+=(LifecycleWorkflows.ReadWrite.All); shift ;;
     --doctor) PERMISSIONS+=(Policy.Read.All); shift ;;
+    --email-method) PERMISSIONS+=(UserAuthenticationMethod.ReadWrite.All); shift ;;
     --privileged-admins) PRIVILEGED=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     -h | --help) usage; exit 0 ;;

@@ -51,6 +51,21 @@ param scope string = 'onPremisesSyncEnabled eq true'
 ])
 param otherMailsMode string = 'replace'
 
+@description('Where the HR personal email goes (ENRICH_SSPR_EMAIL_TARGET): the Alternate email, the Authentication email (grant-graph-permissions.sh --email-method), or both.')
+@allowed([
+  'otherMails'
+  'authenticationMethod'
+  'both'
+])
+param ssprEmailTarget string = 'otherMails'
+
+@description('ENRICH_SSPR_OVERWRITE_REGISTERED: replace an Authentication email entra-enrich did not write.')
+@allowed([
+  'true'
+  'false'
+])
+param ssprOverwriteRegistered string = 'false'
+
 @description('ENRICH_DRY_RUN: plan and report, write nothing. Keep "true" for the first deployment; deploy.sh preserves the deployed value unless told otherwise.')
 @allowed([
   'true'
@@ -334,6 +349,8 @@ var enrichSettings = [
   { name: 'ENRICH_OTHERMAILS_SOURCE', value: otherMailsSource }
   { name: 'ENRICH_USAGELOCATION_SOURCE', value: usageLocationSource }
   { name: 'ENRICH_OTHERMAILS_MODE', value: otherMailsMode }
+  { name: 'ENRICH_SSPR_EMAIL_TARGET', value: ssprEmailTarget }
+  { name: 'ENRICH_SSPR_OVERWRITE_REGISTERED', value: ssprOverwriteRegistered }
   { name: 'ENRICH_DRY_RUN', value: enrichDryRun }
   { name: 'ENRICH_MAX_WRITES_PER_MINUTE', value: string(maxWritesPerMinute) }
   { name: 'ENRICH_TIME_BUDGET_SECONDS', value: string(timeBudgetSeconds) }

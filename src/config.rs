@@ -120,6 +120,10 @@ pub struct Config {
     pub usage_location_source: Option<PropertyPath>,
     pub scope: ScopeFilter,
     pub other_mails_mode: OtherMailsMode,
+    /// `ENRICH_SSPR_EMAIL_TARGET`.
+    pub sspr_target: entra_core::SsprEmailTarget,
+    /// `ENRICH_SSPR_OVERWRITE_REGISTERED`.
+    pub sspr_overwrite_registered: bool,
     pub dry_run: bool,
     pub max_writes_per_minute: u32,
     pub caller_check: Option<CallerCheck>,
@@ -334,6 +338,8 @@ impl Config {
         let (other_mails_source, usage_location_source) = read_sources(&mut r);
         let scope = read_scope(&mut r);
         let other_mails_mode = read_other_mails_mode(&mut r);
+        let sspr_target = read_sspr_target(&mut r);
+        let sspr_overwrite_registered = r.bool(&setting::ENRICH_SSPR_OVERWRITE_REGISTERED);
         let dry_run = r.bool(&setting::ENRICH_DRY_RUN);
         // Real Graph caps the rate at its quota; a loopback sandbox may run a time-scaled quota, so the
         // cap does not apply there (benchmarks and the demo).
@@ -366,6 +372,8 @@ impl Config {
             usage_location_source,
             scope,
             other_mails_mode,
+            sspr_target,
+            sspr_overwrite_registered,
             dry_run,
             max_writes_per_minute,
             caller_check,
@@ -460,6 +468,18 @@ fn read_scope(r: &mut Reader<'_>) -> ScopeFilter {
     };
     check_scope_properties(r, &scope);
     scope
+}
+
+fn read_sspr_target(r: &mut Reader<'_>) -> entra_core::SsprEmailTarget {
+    let s = &setting::ENRICH_SSPR_EMAIL_TARGET;
+    entra_core::SsprEmailTarget::parse(r.text(s)).unwrap_or_else(|| {
+        r.problem(
+            s.name,
+            "must be `otherMails`, `authenticationMethod` or `both`.",
+            "use otherMails (the Alternate email), authenticationMethod (the Authentication email) or both.",
+        );
+        entra_core::SsprEmailTarget::OtherMails
+    })
 }
 
 fn read_other_mails_mode(r: &mut Reader<'_>) -> OtherMailsMode {

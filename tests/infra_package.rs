@@ -690,6 +690,10 @@ fn grant_graph_permissions_dry_run_lists_the_grants() {
         "only with --lcw-resume"
     );
     assert!(!out.contains("Policy.Read.All"), "only with --doctor");
+    assert!(
+        !out.contains("UserAuthenticationMethod"),
+        "only with --email-method"
+    );
     assert!(out.contains("servicePrincipals/mi-object-id/appRoleAssignments"));
     assert!(out.contains("\"roleDefinitionId\":\"7be44c8a-adaf-4e2a-84d6-ab2649e08a13\""));
     assert!(az.take_calls().is_empty(), "--dry-run runs nothing");

@@ -338,6 +338,13 @@ fn show_config(config: &Config) -> Result<(), CliError> {
         "  ENRICH_OTHERMAILS_MODE      {:?}",
         config.other_mails_mode
     );
+    println!("  ENRICH_SSPR_EMAIL_TARGET    {:?}", config.sspr_target);
+    if config.sspr_target.writes_method() {
+        println!(
+            "  ENRICH_SSPR_OVERWRITE_REGISTERED {}",
+            config.sspr_overwrite_registered
+        );
+    }
     println!("  ENRICH_DRY_RUN              {}", config.dry_run);
     println!(
         "  ENRICH_MAX_WRITES_PER_MINUTE {}",

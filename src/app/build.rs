@@ -201,6 +201,8 @@ pub fn context_from_parts(
             scope: config.scope.clone(),
             mode: config.other_mails_mode,
             write_usage_location: config.usage_location_source.is_some(),
+            sspr_target: config.sspr_target,
+            sspr_overwrite_registered: config.sspr_overwrite_registered,
         }),
         sources: Arc::new(SourceSpec {
             other_mails: config.other_mails_source.clone(),

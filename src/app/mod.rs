@@ -176,6 +176,8 @@ impl App {
     pub async fn doctor(&self) -> DoctorReport {
         let needs = Needs {
             usage_location: self.config.usage_location_source.is_some(),
+            other_mails: self.config.sspr_target.writes_other_mails(),
+            email_method: self.config.sspr_target.writes_method(),
         };
         run_doctor(&self.ctx, needs).await
     }

@@ -221,6 +221,18 @@ settings! {
         group: Enrichment,
         doc: "`replace`: the alternate email becomes exactly the HR value, so a former personal address can no longer reset the password. `merge`: keep existing values and add the HR value (250 at most).",
     }
+    ENRICH_SSPR_EMAIL_TARGET {
+        default: Text("otherMails"),
+        example: None,
+        group: Enrichment,
+        doc: "where the HR personal email goes: `otherMails` (the SSPR \"Alternate email\"; needs `User-Mail.ReadWrite.All`), `authenticationMethod` (the \"Authentication email\", `/authentication/emailMethods`; needs `UserAuthenticationMethod.ReadWrite.All`: `grant-graph-permissions.sh --email-method`), or `both`.",
+    }
+    ENRICH_SSPR_OVERWRITE_REGISTERED {
+        default: Flag(false),
+        example: None,
+        group: Enrichment,
+        doc: "replace an authentication email that entra-enrich did not write (the user registered it, or an admin set it). Off: such a method is left alone and reported.",
+    }
     ENRICH_DRY_RUN {
         default: Flag(false),
         example: Some("true"),

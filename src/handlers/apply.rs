@@ -6,10 +6,13 @@ use entra_graph::GraphError;
 use serde::Serialize;
 
 use super::audit::AuditLog;
+use super::email_method::{with_method_step, MethodWriter};
 use super::EnrichContext;
 
 /// The report code of a write with warnings (see [`UserResult::report_code`]).
 pub const UPDATED_WITH_WARNINGS: &str = "UpdatedWithWarnings";
+/// The report code of a user left unchanged with warnings (an authentication email left alone).
+pub const UNCHANGED_WITH_WARNINGS: &str = "NoChangeRequiredWithWarnings";
 
 /// What happened to one user, ready for a report row or a handler's answer. Holds no personal email.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +60,7 @@ impl UserResult {
     pub fn report_code(&self) -> &'static str {
         match &self.outcome {
             Outcome::Updated { .. } if !self.issues.is_empty() => UPDATED_WITH_WARNINGS,
+            Outcome::Unchanged if !self.issues.is_empty() => UNCHANGED_WITH_WARNINGS,
             o => o.code(),
         }
     }
@@ -80,8 +84,35 @@ pub fn outcome_for_write_error(error: &GraphError) -> Outcome {
     }
 }
 
-/// Performs `decision` for `user`: one PATCH when the plan has one, then the audit record.
+/// Performs `decision` for `user`: one PATCH when the plan has one, then the audit record; then the
+/// email authentication method when the policy writes it and the PATCH did not fail. Call it holding
+/// the user's claim.
 pub async fn apply_decision(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    user: &UserRecord,
+    decision: Decision,
+) -> UserResult {
+    let sspr_email = decision.sspr_email.clone();
+    let result = apply_patch(ctx, audit, user, decision).await;
+    match sspr_email {
+        Some(email)
+            if !matches!(
+                result.outcome,
+                Outcome::Denied { .. } | Outcome::Failed { .. }
+            ) =>
+        {
+            let step = MethodWriter::new(ctx)
+                .ensure(audit, user, &email, None)
+                .await;
+            with_method_step(result, step)
+        }
+        _ => result,
+    }
+}
+
+/// The PATCH part of [`apply_decision`].
+async fn apply_patch(
     ctx: &EnrichContext,
     audit: &AuditLog,
     user: &UserRecord,
@@ -91,6 +122,7 @@ pub async fn apply_decision(
         outcome,
         patch,
         issues,
+        ..
     } = decision;
     let Some(patch) = patch else {
         return UserResult::without_write(user, outcome, issues);

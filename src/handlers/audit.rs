@@ -22,7 +22,7 @@ pub struct AuditRecord {
     pub run_id: String,
     pub user_id: String,
     pub employee_id: Option<String>,
-    /// `otherMails` or `usageLocation`.
+    /// `otherMails`, `usageLocation` or `authenticationEmail` (the email authentication method).
     pub property: String,
     pub before: Value,
     pub after: Value,
@@ -100,6 +100,33 @@ impl AuditLog {
                 .append(&audit_key(&self.run_id), lines.into())
                 .await?;
         }
+        Ok(())
+    }
+
+    /// Records one property written outside a [`UserPatch`] (the email authentication method), with
+    /// its before- and after-value (`None`: there was none, or it was deleted).
+    pub async fn record_value(
+        &self,
+        user: &UserRecord,
+        property: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), AuditError> {
+        let record = AuditRecord {
+            time: now_rfc3339(),
+            run_id: self.run_id.to_string(),
+            user_id: user.id().to_string(),
+            employee_id: user.employee_id().map(str::to_string),
+            property: property.to_string(),
+            before: before.map_or(Value::Null, |b| Value::String(b.to_string())),
+            after: after.map_or(Value::Null, |a| Value::String(a.to_string())),
+            handler: self.handler.to_string(),
+        };
+        let mut line = serde_json::to_vec(&record).unwrap_or_default();
+        line.push(b'\n');
+        self.store
+            .append(&audit_key(&self.run_id), line.into())
+            .await?;
         Ok(())
     }
 

@@ -9,14 +9,14 @@
 //! audit log says which users were already written, so a killed run (or a timer invocation that ran out
 //! of time) continues with the same run id and never writes a user twice.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use std::sync::Arc;
 
 use entra_core::{
-    plan_user_among, AddressBook, Decision, EmployeeIdIndex, FieldIssue, HrIndex, Outcome,
-    SourceLookup, UserPatch, UserRecord,
+    address_fingerprint, plan_user_among, AddressBook, AlternateEmail, Decision, EmployeeIdIndex,
+    FieldIssue, HrIndex, Outcome, SourceLookup, UserPatch, UserRecord,
 };
 use entra_graph::GraphError;
 use entra_state::{StateStore, WriteCondition};
@@ -28,6 +28,7 @@ use super::apply::{outcome_for_write_error, UserResult};
 use super::audit::{now_rfc3339, read_run, AuditError, AuditLog};
 use super::claim::{unix_ms, user_claim_key, ClaimGuard, ClaimStats, Claimed, Claims, LEASE};
 use super::context::HrSource;
+use super::email_method::{all_markers, with_method_step, MethodWriter};
 use super::report::{belongs_in_report, ReportRow, Tally};
 use super::{EnrichContext, RunId};
 
@@ -174,12 +175,15 @@ struct PlannedWrite {
     employee_id: Option<String>,
     other_mails: Vec<String>,
     usage_location: Option<String>,
+    /// Empty when only the email method is to be written.
     patch: UserPatch,
     outcome: Outcome,
     issues: Vec<FieldIssue>,
     /// When the page this plan came from was read (Unix ms): a write released by another handler
     /// after it makes the plan stale.
     read_at: i64,
+    /// The email method's address, when it is to be brought to it, and the marker the run found.
+    method: Option<(AlternateEmail, Option<String>)>,
 }
 
 impl PlannedWrite {
@@ -200,6 +204,7 @@ impl PlannedWrite {
             outcome,
             issues,
             read_at,
+            method: None,
         }
     }
 
@@ -247,6 +252,7 @@ impl Totals {
 /// holds only the batches in flight, never the whole population.
 struct WritePipeline {
     graph: entra_graph::GraphClient,
+    methods: MethodWriter,
     audit: AuditLog,
     claims: Claims,
     concurrency: usize,
@@ -262,6 +268,7 @@ impl WritePipeline {
     fn new(ctx: &EnrichContext, audit: AuditLog, claims: Claims, concurrency: usize) -> Self {
         Self {
             graph: ctx.graph.clone(),
+            methods: MethodWriter::new(ctx),
             audit,
             claims,
             concurrency: concurrency.max(1),
@@ -292,13 +299,15 @@ impl WritePipeline {
             self.collect_one(totals, denied).await;
         }
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_SIZE));
-        let graph = self.graph.clone();
-        let audit = self.audit.clone();
-        let claims = self.claims.clone();
+        let writers = Writers {
+            graph: self.graph.clone(),
+            methods: self.methods.clone(),
+            audit: self.audit.clone(),
+            claims: self.claims.clone(),
+        };
         let last_round = self.last_round;
-        self.in_flight.push(Box::pin(write_batch(
-            graph, audit, claims, batch, last_round,
-        )));
+        self.in_flight
+            .push(Box::pin(write_batch(writers, batch, last_round)));
     }
 
     async fn collect_one(&mut self, totals: &mut Totals, denied: &mut HashSet<String>) {
@@ -330,44 +339,56 @@ impl WritePipeline {
     }
 }
 
-/// One `$batch`: claim the users, PATCH those held (up to 20), one audit append for all that Graph
-/// accepted, then release the claims.
-async fn write_batch(
+/// What one `$batch` task writes with.
+struct Writers {
     graph: entra_graph::GraphClient,
+    methods: MethodWriter,
     audit: AuditLog,
     claims: Claims,
-    batch: Vec<PlannedWrite>,
-    last_round: bool,
-) -> BatchDone {
+}
+
+/// One `$batch`: claim the users, PATCH those held that have a PATCH (up to 20), one audit append for
+/// all that Graph accepted, bring the email methods to their address, then release the claims.
+async fn write_batch(w: Writers, batch: Vec<PlannedWrite>, last_round: bool) -> BatchDone {
     let mut done = BatchDone {
         results: Vec::with_capacity(batch.len()),
         again: Vec::new(),
     };
-    let (held, guards) = claim_batch(&claims, batch, last_round, &mut done).await;
+    let (held, guards) = claim_batch(&w.claims, batch, last_round, &mut done).await;
     if held.is_empty() {
         return done;
     }
-    let items: Vec<(String, UserPatch)> = held
+    let (patched, method_only): (Vec<PlannedWrite>, Vec<PlannedWrite>) =
+        held.into_iter().partition(|p| !p.patch.is_empty());
+    let items: Vec<(String, UserPatch)> = patched
         .iter()
-        .map(|w| (w.user_id.clone(), w.patch.clone()))
+        .map(|p| (p.user_id.clone(), p.patch.clone()))
         .collect();
     // The writes must land while the claims hold: the lease caps the batch's deadline.
     let lease_end = tokio::time::Instant::now() + LEASE - Duration::from_secs(10);
-    let answers = entra_graph::deadline::within(lease_end, graph.patch_users_batch(&items)).await;
+    let answers = if items.is_empty() {
+        Vec::new()
+    } else {
+        entra_graph::deadline::within(lease_end, w.graph.patch_users_batch(&items)).await
+    };
     let mut accepted: Vec<(UserRecord, UserPatch)> = Vec::new();
     let mut accepted_at: Vec<usize> = Vec::new();
-    for (w, answer) in held.into_iter().zip(answers) {
+    let mut methods: Vec<(usize, UserRecord, AlternateEmail, Option<String>)> = Vec::new();
+    for (p, answer) in patched.into_iter().zip(answers) {
         if !last_round && matches!(&answer, Err(e) if e.is_transient()) {
-            done.again.push(w);
+            done.again.push(p);
             continue;
         }
-        let Some(user) = w.record() else { continue };
+        let Some(user) = p.record() else { continue };
         match answer {
             Ok(()) => {
                 accepted_at.push(done.results.len());
+                if let Some((email, marker)) = p.method {
+                    methods.push((done.results.len(), user.clone(), email, marker));
+                }
                 done.results
-                    .push(UserResult::without_write(&user, w.outcome, w.issues));
-                accepted.push((user, w.patch));
+                    .push(UserResult::without_write(&user, p.outcome, p.issues));
+                accepted.push((user, p.patch));
             }
             Err(e) => {
                 let outcome = outcome_for_write_error(&e);
@@ -375,12 +396,20 @@ async fn write_batch(
                     tracing::warn!(user_id = %user.id(), code = outcome.code(), error = %e, "write not applied");
                 }
                 done.results
-                    .push(UserResult::without_write(&user, outcome, w.issues));
+                    .push(UserResult::without_write(&user, outcome, p.issues));
             }
         }
     }
+    for p in method_only {
+        let Some(user) = p.record() else { continue };
+        if let Some((email, marker)) = p.method {
+            methods.push((done.results.len(), user.clone(), email, marker));
+        }
+        done.results
+            .push(UserResult::without_write(&user, p.outcome, p.issues));
+    }
     // One append (one flush) for the whole batch, before the claims are released.
-    if let Err(e) = audit.record_many(&accepted).await {
+    if let Err(e) = w.audit.record_many(&accepted).await {
         tracing::error!(error = %e, users = accepted.len(), "writes succeeded but their audit records could not be stored");
         for i in accepted_at {
             if let Some(r) = done.results.get_mut(i) {
@@ -391,8 +420,27 @@ async fn write_batch(
             }
         }
     }
+    write_methods(&w, methods, &mut done).await;
     futures::future::join_all(guards.into_iter().map(ClaimGuard::release)).await;
     done
+}
+
+/// The email methods of a batch's users, side by side, folded into their results.
+async fn write_methods(
+    w: &Writers,
+    methods: Vec<(usize, UserRecord, AlternateEmail, Option<String>)>,
+    done: &mut BatchDone,
+) {
+    let steps = futures::future::join_all(methods.iter().map(|(_, user, email, marker)| {
+        w.methods
+            .ensure(&w.audit, user, email, Some(marker.clone()))
+    }))
+    .await;
+    for ((i, ..), step) in methods.into_iter().zip(steps) {
+        if let Some(r) = done.results.get_mut(i) {
+            *r = with_method_step(r.clone(), step);
+        }
+    }
 }
 
 /// Claims every user of a batch at once. Users another handler holds, or wrote since this run read
@@ -658,6 +706,8 @@ struct Reconcile<'a> {
     pipeline: WritePipeline,
     totals: Totals,
     denied: HashSet<String>,
+    /// The email method markers (user id → fingerprint), listed once when the policy writes methods.
+    markers: HashMap<String, String>,
     listed: u64,
     in_scope: u64,
     /// Writes started, against `options.limit`.
@@ -683,6 +733,7 @@ impl<'a> Reconcile<'a> {
             pipeline: WritePipeline::new(ctx, audit, claims, options.concurrency),
             totals: Totals::default(),
             denied,
+            markers: HashMap::new(),
             listed: 0,
             in_scope: 0,
             issued: 0,
@@ -691,6 +742,9 @@ impl<'a> Reconcile<'a> {
 
     /// Lists every user again and reconciles each, writing as it goes.
     async fn run(&mut self, progress: &dyn Progress) -> Result<(), BackfillError> {
+        if self.ctx.policy.sspr_target.writes_method() {
+            self.markers = all_markers(self.ctx.state.as_ref()).await?;
+        }
         let select = self.ctx.select();
         let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
         // No server-side prefilter: out-of-scope users are read too, so the report names them.
@@ -724,10 +778,21 @@ impl<'a> Reconcile<'a> {
         }
         self.in_scope += 1;
         let (decision, personal_email) = self.plan(&user);
-        let Some(patch) = decision.patch else {
-            let r = UserResult::without_write(&user, decision.outcome, decision.issues);
-            self.totals.settle(&r, personal_email.as_deref());
-            return;
+        // The email method needs a look unless its marker says it holds the address already.
+        let marker = self.markers.get(user.id()).cloned();
+        let method = decision
+            .sspr_email
+            .clone()
+            .filter(|e| marker.as_deref() != Some(address_fingerprint(e.as_str()).as_str()))
+            .map(|e| (e, marker));
+        let patch = match (decision.patch, &method) {
+            (Some(patch), _) => patch,
+            (None, Some(_)) => UserPatch::default(),
+            (None, None) => {
+                let r = UserResult::without_write(&user, decision.outcome, decision.issues);
+                self.totals.settle(&r, personal_email.as_deref());
+                return;
+            }
         };
         if self.start.already.contains(user.id()) {
             // Written by this run before it was interrupted.
@@ -747,11 +812,20 @@ impl<'a> Reconcile<'a> {
         self.issued += 1;
         if self.ctx.dry_run {
             let mut r = UserResult::without_write(&user, decision.outcome, decision.issues);
-            r.dry_run = true;
+            r.dry_run = !patch.is_empty();
+            if let Some((email, marker)) = &method {
+                let audit = &self.pipeline.audit;
+                let step = self
+                    .pipeline
+                    .methods
+                    .ensure(audit, &user, email, Some(marker.clone()));
+                r = with_method_step(r, step.await);
+            }
             self.totals.settle(&r, None);
             return;
         }
-        let write = PlannedWrite::new(&user, patch, decision.outcome, decision.issues, read_at);
+        let mut write = PlannedWrite::new(&user, patch, decision.outcome, decision.issues, read_at);
+        write.method = method;
         self.pipeline
             .push(write, &mut self.totals, &mut self.denied)
             .await;

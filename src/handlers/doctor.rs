@@ -116,22 +116,36 @@ impl DoctorReport {
 pub struct Needs {
     /// `usageLocation` is written (`ENRICH_USAGELOCATION_SOURCE` is set).
     pub usage_location: bool,
+    /// `otherMails` is written (`ENRICH_SSPR_EMAIL_TARGET` is `otherMails` or `both`).
+    pub other_mails: bool,
+    /// The email authentication method is written (`authenticationMethod` or `both`).
+    pub email_method: bool,
 }
 
 /// Application permissions, each need satisfied by any one of its roles (least privileged first).
 fn required_roles(needs: Needs) -> Vec<(&'static str, &'static [&'static str], &'static str)> {
-    let mut out: Vec<(&'static str, &'static [&'static str], &'static str)> = vec![
-        (
-            "read users and users/delta",
-            &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"],
-            "",
-        ),
-        (
+    let mut out: Vec<(&'static str, &'static [&'static str], &'static str)> = vec![(
+        "read users and users/delta",
+        &["User.Read.All", "User.ReadWrite.All", "Directory.Read.All"],
+        "",
+    )];
+    if needs.other_mails {
+        out.push((
             "write otherMails",
             &["User-Mail.ReadWrite.All", "User.ReadWrite.All"],
             "",
-        ),
-    ];
+        ));
+    }
+    if needs.email_method {
+        out.push((
+            "write the authentication email",
+            &[
+                "UserAuthenticationMethod.ReadWrite.All",
+                "UserAuthMethod-Email.ReadWrite.All",
+            ],
+            " --email-method",
+        ));
+    }
     if needs.usage_location {
         out.push((
             "write usageLocation",

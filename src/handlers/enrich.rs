@@ -103,7 +103,8 @@ pub async fn enrich_claimed(
         // No Graph call here: the duplicate check only ever turns a write into a refusal, and the
         // claimed re-read below makes it.
         let preview = plan_with(ctx, &user, false, &AddressBook::new());
-        if preview.patch.is_none() {
+        // A plan that may write the email method is made again under the claim, like a PATCH.
+        if preview.patch.is_none() && preview.sspr_email.is_none() {
             return Ok(apply_decision(ctx, audit, &user, preview).await);
         }
     }

@@ -4,7 +4,7 @@
 //! run) changed it since, the user is refused and reported, never overwritten. The rollback is itself a
 //! run, with its own audit log, so it can be rolled back too.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use entra_core::{plan_rollback, RecordedValues, UserRecord};
 use serde::Serialize;
@@ -13,6 +13,7 @@ use serde_json::Value;
 use super::apply::outcome_for_write_error;
 use super::audit::{read_run, AuditError, AuditLog, AuditRecord};
 use super::claim::Claims;
+use super::email_method::{forget_marker, AUTHENTICATION_EMAIL};
 use super::enrich::{claim_user, WhenBusy};
 use super::{EnrichContext, RunId};
 
@@ -53,10 +54,28 @@ pub enum RollbackError {
 /// How long a rollback waits for a handler writing the same user before it reports it `busy`.
 const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Groups a run's records per user into before/after values (first before, last after).
-fn per_user(records: Vec<AuditRecord>) -> BTreeMap<String, (RecordedValues, RecordedValues)> {
+/// A run's email method writes per user: (first before, last after); `None` is "no method".
+type MethodWrites = BTreeMap<String, (Option<String>, Option<String>)>;
+
+/// Groups a run's records per user into before/after values (first before, last after), the user
+/// properties apart from the email methods.
+fn per_user(
+    records: Vec<AuditRecord>,
+) -> (
+    BTreeMap<String, (RecordedValues, RecordedValues)>,
+    MethodWrites,
+) {
     let mut out: BTreeMap<String, (RecordedValues, RecordedValues)> = BTreeMap::new();
+    let mut methods = MethodWrites::new();
     for r in records {
+        if r.property == AUTHENTICATION_EMAIL {
+            let text = |v: &Value| v.as_str().map(str::to_string);
+            let entry = methods
+                .entry(r.user_id.clone())
+                .or_insert_with(|| (text(&r.before), None));
+            entry.1 = text(&r.after);
+            continue;
+        }
         let entry = out.entry(r.user_id.clone()).or_default();
         match r.property.as_str() {
             "otherMails" => {
@@ -77,7 +96,7 @@ fn per_user(records: Vec<AuditRecord>) -> BTreeMap<String, (RecordedValues, Reco
             ),
         }
     }
-    out
+    (out, methods)
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -227,13 +246,27 @@ pub async fn run_rollback(
     if records.is_empty() {
         return Err(RollbackError::EmptyRun(run.clone()));
     }
-    let users = per_user(records);
+    let (users, methods) = per_user(records);
     let own_run = RunId::new();
     let audit = AuditLog::new(ctx.state.clone(), own_run.clone(), "rollback");
     let claims = Claims::new(ctx.state.clone(), "rollback", own_run.as_str());
-    let mut lines = Vec::with_capacity(users.len());
-    for (user_id, (before, after)) in &users {
-        lines.push(rollback_claimed(ctx, &audit, &claims, user_id, before, after).await);
+    let ids: BTreeSet<&String> = users.keys().chain(methods.keys()).collect();
+    let mut lines = Vec::with_capacity(ids.len());
+    for user_id in ids {
+        let properties = match users.get(user_id) {
+            Some((before, after)) => {
+                Some(rollback_claimed(ctx, &audit, &claims, user_id, before, after).await)
+            }
+            None => None,
+        };
+        let method = match methods.get(user_id) {
+            Some((before, after)) => {
+                let writes = (before.as_deref(), after.as_deref());
+                Some(rollback_method_claimed(ctx, &audit, &claims, user_id, writes).await)
+            }
+            None => None,
+        };
+        lines.extend(merge_lines(properties, method));
     }
     let restored = lines.iter().filter(|l| l.result == "restored").count();
     let refused = lines.iter().filter(|l| l.result == "refused").count();
@@ -241,9 +274,143 @@ pub async fn run_rollback(
         rolled_back_run: run.clone(),
         run_id: (!ctx.dry_run).then_some(own_run),
         dry_run: ctx.dry_run,
-        users: users.len(),
+        users: lines.len(),
         restored,
         refused,
         lines,
     })
+}
+
+/// One line per user: the properties' and the email method's results together, the worse result
+/// winning (a refusal over a failure over a restore).
+fn merge_lines(a: Option<RollbackLine>, b: Option<RollbackLine>) -> Option<RollbackLine> {
+    const RANK: [&str; 9] = [
+        "refused",
+        "busy",
+        "denied",
+        "failed",
+        "missing",
+        "restored",
+        "would-restore",
+        "partly-restored",
+        "already-restored",
+    ];
+    let rank = |r: &str| RANK.iter().position(|x| *x == r).unwrap_or(0);
+    match (a, b) {
+        (Some(mut a), Some(b)) => {
+            if rank(b.result) < rank(a.result) {
+                a.result = b.result;
+            }
+            a.properties.extend(b.properties);
+            a.detail = match (a.detail, b.detail) {
+                (Some(x), Some(y)) => Some(format!("{x}; {y}")),
+                (x, y) => x.or(y),
+            };
+            Some(a)
+        }
+        (a, b) => a.or(b),
+    }
+}
+
+/// Restores one user's email method under its claim (see [`rollback_claimed`]).
+async fn rollback_method_claimed(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    claims: &Claims,
+    user_id: &str,
+    writes: (Option<&str>, Option<&str>),
+) -> RollbackLine {
+    if ctx.dry_run {
+        return rollback_method(ctx, audit, user_id, writes).await;
+    }
+    match claim_user(claims, user_id, WhenBusy::Wait(BUSY_WAIT)).await {
+        Ok(Ok(guard)) => {
+            let l = rollback_method(ctx, audit, user_id, writes).await;
+            guard.release().await;
+            l
+        }
+        Ok(Err(holder)) => method_line(
+            user_id,
+            "busy",
+            format!("{holder} is writing this user right now; run the rollback again"),
+        ),
+        Err(e) => method_line(user_id, "failed", e.to_string()),
+    }
+}
+
+fn method_line(user_id: &str, result: &'static str, detail: String) -> RollbackLine {
+    RollbackLine {
+        user_id: user_id.to_string(),
+        result,
+        properties: Vec::new(),
+        detail: Some(detail),
+    }
+}
+
+/// Puts back the method address the run replaced (or removes the method it created), when the
+/// method still holds what the run wrote.
+async fn rollback_method(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    user_id: &str,
+    (before, after): (Option<&str>, Option<&str>),
+) -> RollbackLine {
+    let same = |x: Option<&str>, y: Option<&str>| match (x, y) {
+        (Some(x), Some(y)) => x.trim().eq_ignore_ascii_case(y.trim()),
+        (x, y) => x.is_none() && y.is_none(),
+    };
+    let current = match ctx.graph.email_method(user_id).await {
+        Ok(c) => c,
+        Err(e) => return method_line(user_id, "failed", e.to_string()),
+    };
+    if same(current.as_deref(), before) {
+        return method_line(
+            user_id,
+            "already-restored",
+            "the authentication email is back".into(),
+        );
+    }
+    if !same(current.as_deref(), after) {
+        let why = "the authentication email changed since the run wrote it; left as it is";
+        return method_line(user_id, "refused", why.into());
+    }
+    let mut line = method_line(user_id, "would-restore", String::new());
+    line.detail = None;
+    line.properties.push(AUTHENTICATION_EMAIL.to_string());
+    if ctx.dry_run {
+        return line;
+    }
+    let restored = match before.map(entra_core::AlternateEmail::from_existing) {
+        None => ctx.graph.delete_email_method(user_id).await,
+        Some(Ok(address)) => ctx.graph.put_email_method(user_id, &address, true).await,
+        Some(Err(e)) => {
+            return method_line(
+                user_id,
+                "refused",
+                format!("the earlier address {e}; not restored"),
+            )
+        }
+    };
+    if let Err(e) = restored {
+        let o = outcome_for_write_error(&e);
+        let result = if matches!(o, entra_core::Outcome::Denied { .. }) {
+            "denied"
+        } else {
+            "failed"
+        };
+        return method_line(user_id, result, o.describe());
+    }
+    line.result = "restored";
+    if let Ok(user) = UserRecord::from_json(serde_json::json!({"id": user_id})) {
+        if let Err(e) = audit
+            .record_value(&user, AUTHENTICATION_EMAIL, after, before)
+            .await
+        {
+            tracing::error!(error = %e, "method restored but its audit record could not be stored");
+        }
+    }
+    if let Err(e) = forget_marker(ctx.state.as_ref(), user_id).await {
+        tracing::warn!(user_id = %user_id, error = %e, "the method marker could not be removed");
+    }
+    line
 }

@@ -45,6 +45,7 @@ pub mod plan;
 pub mod properties;
 pub mod scope;
 pub mod source;
+pub mod sspr;
 pub mod user;
 
 pub use address::AddressBook;
@@ -59,4 +60,5 @@ pub use plan::{
 };
 pub use scope::{ScopeError, ScopeFilter, DEFAULT_SCOPE};
 pub use source::{HrIndex, SourceLookup, SourceSpec, SourceValues};
+pub use sspr::{address_fingerprint, plan_email_method, EmailMethodPlan, SsprEmailTarget};
 pub use user::{UserError, UserRecord};

@@ -93,8 +93,9 @@ impl AlternateEmail {
 
     /// Accepts a value that is already stored in a user's `otherMails`, checking only what Graph
     /// enforces (non-blank, ASCII, at most 250 characters) and not RFC syntax, so that a merge or a
-    /// rollback can keep what an admin put there. Used by the planner only.
-    pub(crate) fn from_existing(raw: &str) -> Result<Self, InvalidValue> {
+    /// rollback can keep what an admin put there. Used by the planner, and by the rollback of an
+    /// email method (which restores the address that was there).
+    pub fn from_existing(raw: &str) -> Result<Self, InvalidValue> {
         let value = raw.trim();
         if value.is_empty() {
             return Err(InvalidValue::new("is empty"));

@@ -62,6 +62,12 @@ pub struct EnrichPolicy {
     /// Whether to write `usageLocation` at all (default true). Set it to false when the source never
     /// provides a country, otherwise every user reports a missing `usageLocation`.
     pub write_usage_location: bool,
+    /// Where the personal email goes: `otherMails`, the email authentication method, or both
+    /// (default `otherMails`). The method itself is written by the handlers, from
+    /// [`Decision::sspr_email`].
+    pub sspr_target: crate::SsprEmailTarget,
+    /// Replace an email method entra-enrich did not write ([`crate::plan_email_method`]).
+    pub sspr_overwrite_registered: bool,
 }
 
 impl Default for EnrichPolicy {
@@ -70,6 +76,8 @@ impl Default for EnrichPolicy {
             scope: ScopeFilter::default(),
             mode: OtherMailsMode::Replace,
             write_usage_location: true,
+            sspr_target: crate::SsprEmailTarget::OtherMails,
+            sspr_overwrite_registered: false,
         }
     }
 }
@@ -123,6 +131,10 @@ pub struct Decision {
     pub patch: Option<UserPatch>,
     /// Fields skipped or values dropped; empty when everything is fine.
     pub issues: Vec<FieldIssue>,
+    /// The address this user's email authentication method must hold, when the policy writes the
+    /// method: the HR personal email once it passed every rule `otherMails` passes (in scope, one
+    /// match by employeeId, valid, not the user's own sign-in address, not another user's).
+    pub sspr_email: Option<AlternateEmail>,
 }
 
 impl Decision {
@@ -131,6 +143,7 @@ impl Decision {
             outcome,
             patch: None,
             issues: Vec::new(),
+            sspr_email: None,
         }
     }
 }
@@ -197,10 +210,24 @@ pub fn plan_user_among(
         SourceLookup::NotFound => return Decision::only(Outcome::NoMatchingValue),
         SourceLookup::Duplicate(_) => return Decision::only(Outcome::DuplicateSourceEntries),
     };
-    let (mails, mut dropped) = match refuse_taken(user, non_blank(&values.personal_email), book) {
+    let (mut mails, mut dropped) = match refuse_taken(user, non_blank(&values.personal_email), book)
+    {
         Some(reason) => (FieldPlan::Skip(Skip::Invalid(reason)), Vec::new()),
         None => plan_other_mails(policy.mode, user, non_blank(&values.personal_email)),
     };
+    // Vetted exactly when otherMails could take it; the reasons it could not stay reported.
+    let sspr_email = match &mails {
+        FieldPlan::Write(_) | FieldPlan::Same if policy.sspr_target.writes_method() => {
+            non_blank(&values.personal_email).and_then(|e| AlternateEmail::parse(e).ok())
+        }
+        _ => None,
+    };
+    if !policy.sspr_target.writes_other_mails()
+        && matches!(mails, FieldPlan::Write(_) | FieldPlan::Same)
+    {
+        mails = FieldPlan::NotWanted;
+        dropped.clear();
+    }
     let country = if policy.write_usage_location {
         plan_usage_location(user, non_blank(&values.country))
     } else {
@@ -229,6 +256,7 @@ pub fn plan_user_among(
             },
             patch: Some(patch),
             issues,
+            sspr_email,
         };
     }
     // Nothing to write: the outcome names the first problem, the rest become issues.
@@ -237,7 +265,10 @@ pub fn plan_user_among(
         .position(|(_, s)| matches!(s, Skip::Invalid(_)))
         .or((!skipped.is_empty()).then_some(0));
     let Some(primary) = primary else {
-        return Decision::only(Outcome::Unchanged);
+        return Decision {
+            sspr_email,
+            ..Decision::only(Outcome::Unchanged)
+        };
     };
     let (field, skip) = skipped.remove(primary);
     let outcome = match skip {
@@ -248,6 +279,7 @@ pub fn plan_user_among(
         outcome,
         patch: None,
         issues: skipped.iter().map(issue).collect(),
+        sspr_email,
     }
 }
 

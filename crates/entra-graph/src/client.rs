@@ -30,6 +30,11 @@ pub const MAX_BATCH_SIZE: usize = 20;
 /// Largest `$top` for `GET /users` (<https://learn.microsoft.com/graph/api/user-list>).
 pub const MAX_PAGE_SIZE: u16 = 999;
 
+/// The fixed id of every user's email authentication method
+/// (<https://learn.microsoft.com/graph/api/emailauthenticationmethod-update>: "always
+/// 3ddfcfc8-9383-446f-83cc-3ab9be4be18f").
+pub const EMAIL_METHOD_ID: &str = "3ddfcfc8-9383-446f-83cc-3ab9be4be18f";
+
 /// Refresh a cached token when less than this remains.
 const TOKEN_REFRESH_MARGIN: time::Duration = time::Duration::minutes(2);
 
@@ -169,6 +174,34 @@ struct Call {
     idempotent: bool,
 }
 
+impl Call {
+    /// A GET.
+    fn read(op: &str, url: Url) -> Call {
+        Call {
+            op: op.to_string(),
+            method: Method::GET,
+            url,
+            body: None,
+            write_cost: 0,
+            delta: false,
+            idempotent: true,
+        }
+    }
+
+    /// A write of one limiter slot; an empty `body` sends none.
+    fn write(op: &str, method: Method, url: Url, body: Vec<u8>, idempotent: bool) -> Call {
+        Call {
+            op: op.to_string(),
+            method,
+            url,
+            body: (!body.is_empty()).then_some(body),
+            write_cost: 1,
+            delta: false,
+            idempotent,
+        }
+    }
+}
+
 /// A 2xx answer.
 struct Reply {
     body: bytes::Bytes,
@@ -281,21 +314,7 @@ impl UserPager {
             return Ok(None);
         };
         let op = "GET /users (page)";
-        let reply = self
-            .client
-            .execute(
-                Call {
-                    op: op.to_string(),
-                    method: Method::GET,
-                    url,
-                    body: None,
-                    write_cost: 0,
-                    delta: false,
-                    idempotent: true,
-                },
-                &mut None,
-            )
-            .await?;
+        let reply = self.client.execute(Call::read(op, url), &mut None).await?;
         let body = parse_json(&reply.body, op)?;
         let users = value_array(&body, op)?;
         match body.get("@odata.nextLink").and_then(Value::as_str) {
@@ -430,15 +449,7 @@ impl GraphClient {
             &format!("/v1.0{path}?{}", query(&[("$select", &select)])),
             op,
         )?;
-        let call = Call {
-            op: op.to_string(),
-            method: Method::GET,
-            url,
-            body: None,
-            write_cost: 0,
-            delta: false,
-            idempotent: true,
-        };
+        let call = Call::read(op, url);
         match self.execute(call, &mut None).await {
             Ok(reply) => {
                 let v = parse_json(&reply.body, op)?;
@@ -461,16 +472,7 @@ impl GraphClient {
     pub async fn authentication_methods_policy(&self) -> Result<Value, GraphError> {
         let op = "GET /policies/authenticationMethodsPolicy";
         let url = self.url("/v1.0/policies/authenticationMethodsPolicy", op)?;
-        let call = Call {
-            op: op.to_string(),
-            method: Method::GET,
-            url,
-            body: None,
-            write_cost: 0,
-            delta: false,
-            idempotent: true,
-        };
-        let reply = self.execute(call, &mut None).await?;
+        let reply = self.execute(Call::read(op, url), &mut None).await?;
         parse_json(&reply.body, op)
     }
 
@@ -626,6 +628,77 @@ impl GraphClient {
             );
         };
         Ok(DeltaPage { users, next })
+    }
+
+    // ------------------------------------------------- email authentication method
+
+    /// The user's email authentication method address (`Ok(None)`: the user has none), from
+    /// `GET /v1.0/users/{id}/authentication/emailMethods`, which holds one method at most
+    /// (<https://learn.microsoft.com/graph/api/authentication-list-emailmethods>).
+    pub async fn email_method(&self, user_id: &str) -> Result<Option<String>, GraphError> {
+        let op = "GET /users/{id}/authentication/emailMethods";
+        let path = user_path(user_id, op)?;
+        let url = self.url(&format!("/v1.0{path}/authentication/emailMethods"), op)?;
+        let reply = self.execute(Call::read(op, url), &mut None).await?;
+        let body = parse_json(&reply.body, op)?;
+        let methods = value_array(&body, op)?;
+        Ok(methods
+            .first()
+            .and_then(|m| m.get("emailAddress"))
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
+    /// Creates the user's email method (`POST …/emailMethods`, `201`) or, with `exists`, replaces its
+    /// address (`PATCH …/emailMethods/3ddfcfc8-…`, `204`)
+    /// (<https://learn.microsoft.com/graph/api/authentication-post-emailmethods>,
+    /// <https://learn.microsoft.com/graph/api/emailauthenticationmethod-update>). One write.
+    pub async fn put_email_method(
+        &self,
+        user_id: &str,
+        address: &entra_core::AlternateEmail,
+        exists: bool,
+    ) -> Result<(), GraphError> {
+        let (op, method, suffix) = if exists {
+            (
+                "PATCH /users/{id}/authentication/emailMethods/{id}",
+                Method::PATCH,
+                format!("/{EMAIL_METHOD_ID}"),
+            )
+        } else {
+            (
+                "POST /users/{id}/authentication/emailMethods",
+                Method::POST,
+                String::new(),
+            )
+        };
+        let path = user_path(user_id, op)?;
+        let url = self.url(
+            &format!("/v1.0{path}/authentication/emailMethods{suffix}"),
+            op,
+        )?;
+        let body = serde_json::to_vec(&json!({"emailAddress": address.as_str()}))
+            .map_err(|e| GraphError::invalid_request(op, format!("body did not serialize: {e}")))?;
+        let call = Call::write(op, method, url, body, exists);
+        self.execute(call, &mut None).await.map(|_| ())
+    }
+
+    /// Deletes the user's email method (`DELETE …/emailMethods/3ddfcfc8-…`, `204`; what a rollback of
+    /// a created method does) (<https://learn.microsoft.com/graph/api/emailauthenticationmethod-delete>).
+    pub async fn delete_email_method(&self, user_id: &str) -> Result<(), GraphError> {
+        let op = "DELETE /users/{id}/authentication/emailMethods/{id}";
+        let path = user_path(user_id, op)?;
+        let url = self.url(
+            &format!("/v1.0{path}/authentication/emailMethods/{EMAIL_METHOD_ID}"),
+            op,
+        )?;
+        let call = Call::write(op, Method::DELETE, url, Vec::new(), true);
+        match self.execute(call, &mut None).await {
+            Ok(_) => Ok(()),
+            // Already gone: what the rollback wanted.
+            Err(e) if e.is_not_found() => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     // ---------------------------------------------------------------- writes

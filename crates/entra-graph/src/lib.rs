@@ -21,7 +21,7 @@ pub mod retry;
 
 pub use client::{
     odata_quote, DeltaCursor, DeltaNext, DeltaPage, GraphClient, GraphClientOptions, GraphStats,
-    UserPager, DEFAULT_BASE_URL, DEFAULT_SCOPE, MAX_BATCH_SIZE, MAX_PAGE_SIZE,
+    UserPager, DEFAULT_BASE_URL, DEFAULT_SCOPE, EMAIL_METHOD_ID, MAX_BATCH_SIZE, MAX_PAGE_SIZE,
 };
 pub use credential::{build_credential, CredentialChoice, CredentialOptions};
 pub use error::{GraphError, GraphErrorKind};

@@ -233,6 +233,18 @@ pub(crate) fn route(state: &State, req: &SandboxRequest, ctx: &mut Ctx) -> Optio
         ["users", key] if m == Method::DELETE => {
             Some(throttled(state, ctx, 1, 1, |s| delete_user(s, key, ctx)))
         }
+        ["users", key, "authentication", "emailMethods"] => {
+            let writes = u32::from(m != Method::GET);
+            Some(throttled(state, ctx, 1, writes, |s| {
+                crate::email_methods::route(s, req, ctx, key, None)
+            }))
+        }
+        ["users", key, "authentication", "emailMethods", id] => {
+            let writes = u32::from(m != Method::GET);
+            Some(throttled(state, ctx, 1, writes, |s| {
+                crate::email_methods::route(s, req, ctx, key, Some(id))
+            }))
+        }
         ["policies", "authenticationMethodsPolicy"] if m == Method::GET => {
             Some(throttled(state, ctx, 1, 0, |s| crate::policy::get(s, ctx)))
         }
@@ -604,7 +616,7 @@ fn write_projected(buf: &mut Vec<u8>, props: &Map<String, Value>, select: Option
     buf.push(b'}');
 }
 
-fn not_found(key: &str, ctx: &Ctx) -> SandboxResponse {
+pub(crate) fn not_found(key: &str, ctx: &Ctx) -> SandboxResponse {
     graph_error(
         StatusCode::NOT_FOUND,
         "Request_ResourceNotFound",

@@ -15,6 +15,7 @@ pub mod http;
 pub mod identity;
 
 mod batch;
+pub mod email_methods;
 pub mod error;
 pub mod faults;
 pub mod filter;

@@ -369,6 +369,19 @@ impl Sandbox {
     pub fn set_privileged_admin_role_granted(&self, granted: bool) {
         self.state.lock().app_has_privileged_role = granted;
     }
+    /// A user's email authentication method address (`None`: no method), by object id.
+    pub fn email_method(&self, id: &str) -> Option<String> {
+        self.state.lock().email_methods.get(id).cloned()
+    }
+    /// Sets (or, with `None`, removes) a user's email authentication method, as the user registering
+    /// it would.
+    pub fn set_email_method(&self, id: &str, address: Option<&str>) {
+        let mut g = self.state.lock();
+        match address {
+            Some(a) => g.email_methods.insert(id.to_string(), a.to_string()),
+            None => g.email_methods.remove(id),
+        };
+    }
     /// Replaces the tenant's Authentication methods policy (Email OTP, migration state).
     pub fn set_authentication_methods_policy(
         &self,

@@ -76,6 +76,8 @@ pub(crate) struct Inner {
     pub token_counter: u64,
     pub second_resume_status: u16,
     pub auth_methods_policy: crate::policy::AuthenticationMethodsPolicy,
+    /// Each user's email authentication method address, by object id.
+    pub email_methods: HashMap<String, String>,
 }
 
 /// Everything the routes share. `Send + Sync`.
@@ -407,6 +409,7 @@ pub(crate) fn new_inner(
         token_counter: 0,
         second_resume_status,
         auth_methods_policy: Default::default(),
+        email_methods: HashMap::new(),
     }
 }
 
