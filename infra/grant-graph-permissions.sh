@@ -17,8 +17,9 @@
 #   --email-method        also UserAuthenticationMethod.ReadWrite.All: writing the SSPR "Authentication email"
 #                         (ENRICH_SSPR_EMAIL_TARGET=authenticationMethod or both); the least privileged
 #                         application permission for emailMethods
-#   --doctor              also Policy.Read.All: lets `entra-enrich doctor` read the Authentication methods
-#                         policy (Email OTP on, and for whom); read-only, used by nothing else
+#   --doctor              also Policy.Read.All and GroupMember.Read.All: let `entra-enrich doctor` read the
+#                         Authentication methods policy (Email OTP on, and for whom) and, with --user, the
+#                         user's groups; read-only, used by nothing else
 #   --privileged-admins   also the Privileged Authentication Administrator directory role: needed to write
 #                         otherMails of users who hold admin roles (Authorization_RequestDenied otherwise)
 #   --dry-run             print the az commands (lookups and writes) instead of running them
@@ -55,7 +56,7 @@ while [[ $# -gt 0 ]]; do
     --name | -n) need "$@"; PREFIX="$2"; shift 2 ;;
     --usage-location) PERMISSIONS+=(User.ReadWrite.All); shift ;;
     --lcw-resume) PERMISSIONS+=(LifecycleWorkflows.ReadWrite.All); shift ;;
-    --doctor) PERMISSIONS+=(Policy.Read.All); shift ;;
+    --doctor) PERMISSIONS+=(Policy.Read.All GroupMember.Read.All); shift ;;
     --email-method) PERMISSIONS+=(UserAuthenticationMethod.ReadWrite.All); shift ;;
     --privileged-admins) PRIVILEGED=1; shift ;;
     --dry-run) DRY_RUN=1; shift ;;

@@ -49,17 +49,24 @@ impl Doctor {
 /// Runs `doctor --json` and `doctor` (text) on `sandbox`.
 fn doctor(sandbox: &Sandbox) -> (Doctor, String) {
     let state = tempfile::tempdir().expect("tempdir");
-    let run = |args: &[&str]| {
-        support::cli_command(sandbox, state.path())
+    doctor_with(sandbox, state.path(), &[])
+}
+
+/// Runs `doctor --json ARGS` and `doctor ARGS` with the state in `state`.
+fn doctor_with(sandbox: &Sandbox, state: &std::path::Path, args: &[&str]) -> (Doctor, String) {
+    let run = |extra: &[&str]| {
+        support::cli_command(sandbox, state)
             .env(
                 "ENRICH_USAGELOCATION_SOURCE",
                 "onPremisesExtensionAttributes.extensionAttribute2",
             )
+            .arg("doctor")
+            .args(extra)
             .args(args)
             .output()
             .expect("run entra-enrich doctor")
     };
-    let json = run(&["doctor", "--json"]);
+    let json = run(&["--json"]);
     let stdout = String::from_utf8_lossy(&json.stdout).into_owned();
     let parsed: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
         panic!(
@@ -68,7 +75,7 @@ fn doctor(sandbox: &Sandbox) -> (Doctor, String) {
         )
     });
     let checks = parsed["checks"].as_array().cloned().unwrap_or_default();
-    let text = run(&["doctor"]);
+    let text = run(&[]);
     let text = String::from_utf8_lossy(&text.stdout).into_owned();
     (
         Doctor {
@@ -232,4 +239,135 @@ async fn a_missing_permission_fails_with_the_grant_command_and_an_unreadable_pol
         .as_str()
         .is_some_and(|s| s.contains("Policy.Read.All") && s.contains("--doctor")));
     assert_eq!(d.code, Some(1));
+}
+
+/// Backfills `sandbox` with the CLI, state in `state`.
+fn backfill(sandbox: &Sandbox, state: &std::path::Path) {
+    let out = support::cli_command(sandbox, state)
+        .env(
+            "ENRICH_USAGELOCATION_SOURCE",
+            "onPremisesExtensionAttributes.extensionAttribute2",
+        )
+        .args(["backfill"])
+        .output()
+        .expect("backfill");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_user_explains_a_user_we_wrote_and_masks_their_addresses_unless_asked() {
+    let sandbox = tenant(roles(&["Policy.Read.All"])).await;
+    let state = tempfile::tempdir().expect("tempdir");
+    let hire = sandbox.upsert_user(support::new_hire(1)).expect("new hire");
+    backfill(&sandbox, state.path());
+
+    let (d, text) = doctor_with(&sandbox, state.path(), &["--user", &hire]);
+    assert_eq!(
+        d.check("scope-and-match")["verdict"],
+        "pass",
+        "{}",
+        d.stdout
+    );
+    let written = d.check("written");
+    assert_eq!(written["verdict"], "pass", "{written}");
+    assert!(written["detail"]
+        .as_str()
+        .is_some_and(|s| s.contains("by backfill") && s.contains("otherMails")));
+    let values = d.check("current-values")["detail"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(values.contains("otherMails: p***@m***.example"), "{values}");
+    assert!(
+        !d.stdout.contains("private.hire1@mail.example")
+            && !text.contains("private.hire1@mail.example")
+    );
+    assert_eq!(d.check("email-otp-for-user")["verdict"], "pass");
+    assert_eq!(d.check("password-writeback")["verdict"], "unknown");
+    assert_eq!(d.code, Some(0), "{}", d.stdout);
+
+    let (shown, _) = doctor_with(&sandbox, state.path(), &["--user", &hire, "--show-pii"]);
+    assert!(
+        shown.stdout.contains("private.hire1@mail.example"),
+        "{}",
+        shown.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_user_explains_a_skipped_user_and_an_email_otp_group_that_excludes_them() {
+    let sandbox = tenant(roles(&[
+        "Policy.Read.All",
+        "GroupMember.Read.All",
+        "UserAuthenticationMethod.Read.All",
+    ]))
+    .await;
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut skipped = support::new_hire(2);
+    skipped["employeeId"] = serde_json::Value::Null;
+    let skipped = sandbox.upsert_user(skipped).expect("user");
+    backfill(&sandbox, state.path());
+
+    let (d, _) = doctor_with(&sandbox, state.path(), &["--user", &skipped]);
+    let m = d.check("scope-and-match");
+    assert_eq!(m["verdict"], "fail", "{m}");
+    assert!(
+        m["detail"]
+            .as_str()
+            .is_some_and(|s| s.starts_with("ImportSkipped")),
+        "{m}"
+    );
+    assert_eq!(d.check("written")["verdict"], "unknown");
+    assert!(d.check("written")["detail"]
+        .as_str()
+        .is_some_and(|s| s.contains("never written")));
+    // No otherMails and no authentication email: nothing a reset could use.
+    let values = d.check("current-values");
+    assert_eq!(values["verdict"], "fail", "{values}");
+    assert!(values["detail"]
+        .as_str()
+        .is_some_and(|s| s.contains("authentication email: none")));
+    assert_eq!(d.code, Some(1));
+
+    // Email OTP for a group the user is in, but the user is also in an excluded group.
+    let hire = sandbox.upsert_user(support::new_hire(3)).expect("user");
+    let (new_hires, contractors) = (
+        "0a0a0a0a-0000-4000-8000-00000000a11e",
+        "0b0b0b0b-0000-4000-8000-0000000000ec",
+    );
+    sandbox.add_group_member(new_hires, &hire);
+    sandbox.set_authentication_methods_policy(AuthenticationMethodsPolicy {
+        email_include_groups: vec![new_hires.into()],
+        ..Default::default()
+    });
+    let (d, _) = doctor_with(&sandbox, state.path(), &["--user", &hire]);
+    assert_eq!(
+        d.check("email-otp-for-user")["verdict"],
+        "pass",
+        "{}",
+        d.stdout
+    );
+    sandbox.add_group_member(contractors, &hire);
+    sandbox.set_authentication_methods_policy(AuthenticationMethodsPolicy {
+        email_include_groups: vec![new_hires.into()],
+        email_exclude_groups: vec![contractors.into()],
+        ..Default::default()
+    });
+    let (d, _) = doctor_with(&sandbox, state.path(), &["--user", &hire]);
+    let otp = d.check("email-otp-for-user");
+    assert_eq!(otp["verdict"], "fail", "{otp}");
+    assert!(otp["detail"]
+        .as_str()
+        .is_some_and(|s| s.contains(contractors) && s.contains("excludes")));
+    assert!(otp["fix"].as_str().is_some_and(|s| s.contains("Exclude")));
+    // Not a member of any targeted group.
+    let outsider = sandbox.upsert_user(support::new_hire(4)).expect("user");
+    let (d, _) = doctor_with(&sandbox, state.path(), &["--user", &outsider]);
+    assert!(d.check("email-otp-for-user")["detail"]
+        .as_str()
+        .is_some_and(|s| s.contains("in none")));
 }

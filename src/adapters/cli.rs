@@ -139,6 +139,12 @@ pub struct DoctorArgs {
     /// Print the checks as JSON (`{"checks": [{"id", "verdict", "detail", "fix"}]}`).
     #[arg(long)]
     pub json: bool,
+    /// Check one user instead ("the reset email never came"): object id or userPrincipalName.
+    #[arg(long, value_name = "ID|UPN")]
+    pub user: Option<String>,
+    /// With --user: print the user's addresses unmasked.
+    #[arg(long, requires = "user")]
+    pub show_pii: bool,
 }
 
 #[derive(Debug, Args)]
@@ -263,7 +269,11 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 async fn doctor(args: DoctorArgs) -> Result<(), CliError> {
-    let report = start(false).await?.doctor().await;
+    let app = start(false).await?;
+    let report = match &args.user {
+        Some(user) => app.doctor_user(user, args.show_pii).await,
+        None => app.doctor().await,
+    };
     if args.json {
         print_pretty(&report);
     } else {

@@ -31,6 +31,7 @@ use crate::handlers::backfill::{run_backfill, BackfillOptions, BackfillSummary, 
 use crate::handlers::claim::Claims;
 use crate::handlers::context::HrSource;
 use crate::handlers::doctor::{run_doctor, DoctorReport, Needs};
+use crate::handlers::doctor_user::{run_doctor_user, UserDoctorOptions};
 use crate::handlers::enrich::{enrich_user, UserRef, WhenBusy};
 use crate::handlers::lcw_joiner::{handle_callout_by, JoinerRequest, JoinerResponse};
 use crate::handlers::rollback::{run_rollback, RollbackSummary};
@@ -180,6 +181,11 @@ impl App {
             email_method: self.config.sspr_target.writes_method(),
         };
         run_doctor(&self.ctx, needs).await
+    }
+
+    /// doctor --user: one user's side of day-one reset.
+    pub async fn doctor_user(&self, id_or_upn: &str, show_pii: bool) -> DoctorReport {
+        run_doctor_user(&self.ctx, id_or_upn, UserDoctorOptions { show_pii }).await
     }
 
     /// rollback: restore the before-values written by `run`.

@@ -932,7 +932,7 @@ fn read_hr(
     }
 }
 
-async fn load_denied(state: &dyn StateStore) -> Result<HashSet<String>, BackfillError> {
+pub async fn load_denied(state: &dyn StateStore) -> Result<HashSet<String>, BackfillError> {
     Ok(state
         .get(DENIED_KEY)
         .await?

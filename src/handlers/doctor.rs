@@ -52,7 +52,7 @@ pub struct Check {
 }
 
 impl Check {
-    fn pass(id: &'static str, detail: impl Into<String>) -> Check {
+    pub(crate) fn pass(id: &'static str, detail: impl Into<String>) -> Check {
         Check {
             id,
             verdict: Verdict::Pass,
@@ -60,7 +60,11 @@ impl Check {
             fix: None,
         }
     }
-    fn fail(id: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Check {
+    pub(crate) fn fail(
+        id: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Check {
         Check {
             id,
             verdict: Verdict::Fail,
@@ -68,7 +72,11 @@ impl Check {
             fix: Some(fix.into()),
         }
     }
-    fn unknown(id: &'static str, detail: impl Into<String>, look: impl Into<String>) -> Check {
+    pub(crate) fn unknown(
+        id: &'static str,
+        detail: impl Into<String>,
+        look: impl Into<String>,
+    ) -> Check {
         Check {
             id,
             verdict: Verdict::Unknown,
@@ -185,7 +193,7 @@ pub fn permissions_check(roles: &[String], needs: Needs, principal: &str) -> Che
 }
 
 /// Where Email OTP is set in the portal.
-const EMAIL_OTP_PORTAL: &str =
+pub(crate) const EMAIL_OTP_PORTAL: &str =
     "Entra admin center > Protection > Authentication methods > Policies > Email OTP";
 
 /// The Email OTP configuration of the Authentication methods policy.
@@ -249,7 +257,7 @@ pub fn email_otp_check(policy: &Result<Value, u16>, principal: &str) -> Check {
     Check::pass(id, format!("Email OTP is enabled for {who}{except}"))
 }
 
-fn target_ids(targets: &Value) -> Vec<String> {
+pub(crate) fn target_ids(targets: &Value) -> Vec<String> {
     targets
         .as_array()
         .map(|a| {

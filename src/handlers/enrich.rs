@@ -320,7 +320,7 @@ async fn resolve(ctx: &EnrichContext, target: &UserRef) -> Result<Resolved, Enri
     }
 }
 
-async fn read_user(ctx: &EnrichContext, id: &str) -> Result<UserRecord, EnrichError> {
+pub async fn read_user(ctx: &EnrichContext, id: &str) -> Result<UserRecord, EnrichError> {
     let select = ctx.select();
     let select: Vec<&str> = select.iter().map(String::as_str).collect();
     let json = ctx

@@ -14,6 +14,7 @@ pub mod backfill;
 pub mod claim;
 pub mod context;
 pub mod doctor;
+pub mod doctor_user;
 pub mod email_method;
 pub mod enrich;
 pub mod lcw_joiner;

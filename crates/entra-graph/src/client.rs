@@ -476,6 +476,41 @@ impl GraphClient {
         parse_json(&reply.body, op)
     }
 
+    /// The ids of the groups `user_id` belongs to, directly or not (`GET
+    /// /v1.0/users/{id}/transitiveMemberOf?$select=id`, groups only, following nextLinks).
+    /// Needs `GroupMember.Read.All`; without it the error's `status()` is 403
+    /// (<https://learn.microsoft.com/graph/api/user-list-transitivememberof>).
+    pub async fn group_ids_of(&self, user_id: &str) -> Result<Vec<String>, GraphError> {
+        let op = "GET /users/{id}/transitiveMemberOf";
+        let path = user_path(user_id, op)?;
+        let mut url = self.url(
+            &format!(
+                "/v1.0{path}/transitiveMemberOf?{}",
+                query(&[("$select", "id")])
+            ),
+            op,
+        )?;
+        let mut ids = Vec::new();
+        loop {
+            let reply = self.execute(Call::read(op, url), &mut None).await?;
+            let body = parse_json(&reply.body, op)?;
+            ids.extend(
+                value_array(&body, op)?
+                    .iter()
+                    .filter(|o| {
+                        o["@odata.type"]
+                            .as_str()
+                            .is_none_or(|t| t.ends_with(".group"))
+                    })
+                    .filter_map(|o| o["id"].as_str().map(str::to_string)),
+            );
+            match body.get("@odata.nextLink").and_then(Value::as_str) {
+                Some(next) => url = self.checked_link(next, op)?,
+                None => return Ok(ids),
+            }
+        }
+    }
+
     /// The claims of this client's own access token (`roles`: the application permissions granted;
     /// `appid`/`azp`; `oid`: the service principal). Read from the payload without verifying it: the
     /// token came from our own credential, and nothing is authorised on the strength of this.

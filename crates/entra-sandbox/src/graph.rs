@@ -233,6 +233,11 @@ pub(crate) fn route(state: &State, req: &SandboxRequest, ctx: &mut Ctx) -> Optio
         ["users", key] if m == Method::DELETE => {
             Some(throttled(state, ctx, 1, 1, |s| delete_user(s, key, ctx)))
         }
+        ["users", key, "transitiveMemberOf"] if m == Method::GET => {
+            Some(throttled(state, ctx, 1, 0, |s| {
+                crate::groups::transitive_member_of(s, ctx, key)
+            }))
+        }
         ["users", key, "authentication", "emailMethods"] => {
             let writes = u32::from(m != Method::GET);
             Some(throttled(state, ctx, 1, writes, |s| {

@@ -20,6 +20,7 @@ pub mod error;
 pub mod faults;
 pub mod filter;
 pub mod graph;
+mod groups;
 mod inspect;
 mod lcw;
 pub mod policy;

@@ -369,6 +369,15 @@ impl Sandbox {
     pub fn set_privileged_admin_role_granted(&self, granted: bool) {
         self.state.lock().app_has_privileged_role = granted;
     }
+    /// Makes user `user_id` a member of group `group_id`.
+    pub fn add_group_member(&self, group_id: &str, user_id: &str) {
+        self.state
+            .lock()
+            .group_members
+            .entry(group_id.to_string())
+            .or_default()
+            .insert(user_id.to_string());
+    }
     /// A user's email authentication method address (`None`: no method), by object id.
     pub fn email_method(&self, id: &str) -> Option<String> {
         self.state.lock().email_methods.get(id).cloned()

@@ -78,6 +78,8 @@ pub(crate) struct Inner {
     pub auth_methods_policy: crate::policy::AuthenticationMethodsPolicy,
     /// Each user's email authentication method address, by object id.
     pub email_methods: HashMap<String, String>,
+    /// Group id → member user ids (flat).
+    pub group_members: HashMap<String, std::collections::HashSet<String>>,
 }
 
 /// Everything the routes share. `Send + Sync`.
@@ -410,6 +412,7 @@ pub(crate) fn new_inner(
         second_resume_status,
         auth_methods_policy: Default::default(),
         email_methods: HashMap::new(),
+        group_members: HashMap::new(),
     }
 }
 
