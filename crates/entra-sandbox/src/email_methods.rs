@@ -19,7 +19,7 @@ use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
 use crate::http::{SandboxRequest, SandboxResponse};
-use crate::state::{graph_error, Ctx, State};
+use crate::state::{graph_error, refuse_without_role, Ctx, State};
 
 /// The fixed id of every user's email authentication method.
 pub const EMAIL_METHOD_ID: &str = "3ddfcfc8-9383-446f-83cc-3ab9be4be18f";
@@ -44,12 +44,6 @@ fn denied(ctx: &Ctx) -> SandboxResponse {
     )
 }
 
-fn has_any(ctx: &Ctx, roles: &[&str]) -> bool {
-    ctx.caller
-        .as_ref()
-        .is_some_and(|c| roles.iter().any(|r| c.has_role(r)))
-}
-
 fn method_json(address: &str) -> Value {
     json!({"id": EMAIL_METHOD_ID, "emailAddress": address})
 }
@@ -68,8 +62,8 @@ pub(crate) fn route(
     } else {
         &READ_ROLES[..]
     };
-    if !has_any(ctx, allowed) {
-        return denied(ctx);
+    if let Some(denied) = refuse_without_role(ctx, allowed) {
+        return denied;
     }
     let mut g = state.lock();
     let Some(id) = g.dir.resolve_id(key) else {

@@ -8,7 +8,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::http::SandboxResponse;
-use crate::state::{graph_error, Ctx, State};
+use crate::state::{refuse_without_role, Ctx, State};
 
 const READ_ROLES: [&str; 4] = [
     "GroupMember.Read.All",
@@ -19,17 +19,8 @@ const READ_ROLES: [&str; 4] = [
 
 /// The user's groups as `{"value": [{"@odata.type": "#microsoft.graph.group", "id"}]}`.
 pub(crate) fn transitive_member_of(state: &State, ctx: &Ctx, key: &str) -> SandboxResponse {
-    let allowed = ctx
-        .caller
-        .as_ref()
-        .is_some_and(|c| READ_ROLES.iter().any(|r| c.has_role(r)));
-    if !allowed {
-        return graph_error(
-            StatusCode::FORBIDDEN,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-            ctx,
-        );
+    if let Some(denied) = refuse_without_role(ctx, &READ_ROLES) {
+        return denied;
     }
     let g = state.lock();
     let Some(id) = g.dir.resolve_id(key) else {

@@ -15,7 +15,7 @@ use http::StatusCode;
 use serde_json::{json, Value};
 
 use crate::http::SandboxResponse;
-use crate::state::{graph_error, Ctx, State};
+use crate::state::{refuse_without_role, Ctx, State};
 
 /// The group id Entra uses for "all users" in method targets.
 pub const ALL_USERS: &str = "all_users";
@@ -84,17 +84,8 @@ impl AuthenticationMethodsPolicy {
 
 /// `GET /v1.0/policies/authenticationMethodsPolicy`: 403 `Authorization_RequestDenied` without a read role.
 pub(crate) fn get(state: &State, ctx: &Ctx) -> SandboxResponse {
-    let allowed = ctx
-        .caller
-        .as_ref()
-        .is_some_and(|c| READ_ROLES.iter().any(|r| c.has_role(r)));
-    if !allowed {
-        return graph_error(
-            StatusCode::FORBIDDEN,
-            "Authorization_RequestDenied",
-            "Insufficient privileges to complete the operation.",
-            ctx,
-        );
+    if let Some(denied) = refuse_without_role(ctx, &READ_ROLES) {
+        return denied;
     }
     let policy = state.lock().auth_methods_policy.clone();
     SandboxResponse::json(StatusCode::OK, &policy.to_json(&state.base_url))

@@ -126,6 +126,24 @@ pub(crate) fn graph_error(
     )
 }
 
+/// Graph's 403 `Authorization_RequestDenied` when the caller's token holds none of `roles`
+/// (application permissions); `None` when it holds one.
+pub(crate) fn refuse_without_role(ctx: &Ctx, roles: &[&str]) -> Option<SandboxResponse> {
+    let allowed = ctx
+        .caller
+        .as_ref()
+        .is_some_and(|c| roles.iter().any(|r| c.has_role(r)));
+    if allowed {
+        return None;
+    }
+    Some(graph_error(
+        StatusCode::FORBIDDEN,
+        "Authorization_RequestDenied",
+        "Insufficient privileges to complete the operation.",
+        ctx,
+    ))
+}
+
 pub(crate) fn set_header(resp: &mut SandboxResponse, name: &'static str, value: &str) {
     if let Ok(v) = HeaderValue::from_str(value) {
         resp.headers.insert(HeaderName::from_static(name), v);
