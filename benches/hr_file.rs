@@ -11,13 +11,11 @@
 //! 20000). Writes `target/bench-reports/hr_file.json`; exits non-zero when a target is missed.
 
 mod support;
-use support::{env_or, vm_hwm_kb};
+use support::{env_or, product_command, run_measured};
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use entra_sandbox::{Sandbox, SandboxOptions};
 use serde_json::{json, Value};
@@ -83,42 +81,17 @@ fn main() {
     let report = dir.path().join("report.json");
 
     let out_path = dir.path().join("child.stdout");
-    let started = Instant::now();
-    let mut child = Command::new(BIN)
-        .args(["backfill", "--dry-run", "--json", "--source"])
-        .arg(format!("csv:{}", hr.display()))
-        .arg("--report")
-        .arg(&report)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("GRAPH_BASE_URL", sb.graph_base_url())
-        .env("IDENTITY_ENDPOINT", sb.identity_endpoint())
-        .env("IDENTITY_HEADER", sb.identity_header())
-        .env("ENRICH_STATE_DIR", dir.path().join("state"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(File::create(&out_path).expect("stdout file")))
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn the release binary");
-    let pid = child.id();
-    let mut peak = 0u64;
-    let status = loop {
-        if let Some(kb) = vm_hwm_kb(pid) {
-            peak = peak.max(kb);
-        }
-        match child.try_wait().expect("wait") {
-            Some(s) => break s,
-            None => std::thread::sleep(Duration::from_millis(10)),
-        }
-    };
-    let wall = started.elapsed();
-    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
-    assert!(status.success(), "backfill failed: {out}");
-    let summary: Value = out
-        .lines()
-        .rev()
-        .find_map(|l| serde_json::from_str(l).ok())
-        .expect("a JSON summary");
+    let run = run_measured(
+        product_command(BIN, &sb, &dir.path().join("state"))
+            .args(["backfill", "--dry-run", "--json", "--source"])
+            .arg(format!("csv:{}", hr.display()))
+            .arg("--report")
+            .arg(&report),
+        &out_path,
+    );
+    let (status, peak, wall) = (run.status, run.peak_kb, run.wall);
+    assert!(status.success(), "backfill failed: {}", run.stdout);
+    let summary: Value = run.summary();
     let hr_counts = &summary["hrFile"];
     let unmatched = hr_counts["unmatched"].as_u64().unwrap_or(0);
     let matched = hr_counts["matched"].as_u64().unwrap_or(0);

@@ -41,6 +41,34 @@ param usageLocationSource string = ''
 @description('User property path holding the HR personal email (ENRICH_OTHERMAILS_SOURCE).')
 param otherMailsSource string = 'onPremisesExtensionAttributes.extensionAttribute1'
 
+@description('Where HR values come from (ENRICH_SOURCE): the users\' own attributes, or a Workday RaaS report matched by employeeId.')
+@allowed([
+  'directory'
+  'workday'
+])
+param hrSource string = 'directory'
+
+@description('ENRICH_WORKDAY_REPORT_URL: https://{host}/ccx/service/customreport2/{tenant}/{owner}/{report} (Workday: Actions > Web Service > View URLs).')
+param workdayReportUrl string = ''
+
+@description('ENRICH_WORKDAY_PERSONAL_EMAIL_FIELD: the report column or field path of the personal email.')
+param workdayPersonalEmailField string = 'Personal_Email'
+
+@description('ENRICH_WORKDAY_COUNTRY_FIELD: the report column of the country; empty: no usageLocation from Workday.')
+param workdayCountryField string = ''
+
+@description('ENRICH_WORKDAY_PROMPT: the report\'s prompt on the employee id (recommended); empty: joiners use a cached copy of the report.')
+param workdayPrompt string = ''
+
+@description('ENRICH_WORKDAY_USERNAME: the Integration System User.')
+param workdayUsername string = ''
+
+@description('ENRICH_KEYVAULT_URL: the vault holding the Workday password (grant the function\'s identity "Key Vault Secrets User" on it).')
+param keyVaultUrl string = ''
+
+@description('ENRICH_WORKDAY_PASSWORD_SECRET_NAME: the Key Vault secret holding the ISU password.')
+param workdayPasswordSecretName string = ''
+
 @description('Which users may be touched (ENRICH_SCOPE).')
 param scope string = 'onPremisesSyncEnabled eq true'
 
@@ -87,6 +115,11 @@ param timeBudgetSeconds int = 240
 @minValue(2)
 @maxValue(55)
 param joinerDeadlineSeconds int = 40
+
+@description('ENRICH_HEALTH_CHECKS_SECONDS: how often health re-reads its tenant checks (permissions, Email OTP); 0 leaves them out.')
+@minValue(0)
+@maxValue(86400)
+param healthChecksSeconds int = 600
 
 @description('NEW_HIRE_WATCH_SCHEDULE (six-field NCRONTAB, UTC). Must be set: the host cannot index a timer whose %setting% is missing.')
 param newHireWatchSchedule string = '0 */2 * * * *'
@@ -343,10 +376,25 @@ var enrichSettings = [
   { name: 'ENRICH_CREDENTIAL', value: 'managed-identity' }
   { name: 'AZURE_CLIENT_ID', value: identity.properties.clientId }
   { name: 'AZURE_TENANT_ID', value: '' } // only for workload identity / client secret
-  { name: 'ENRICH_KEYVAULT_URL', value: '' }
+  { name: 'ENRICH_KEYVAULT_URL', value: keyVaultUrl }
   { name: 'ENRICH_CLIENT_SECRET_NAME', value: '' }
   { name: 'ENRICH_SCOPE', value: scope }
   { name: 'ENRICH_OTHERMAILS_SOURCE', value: otherMailsSource }
+  { name: 'ENRICH_SOURCE', value: hrSource }
+  { name: 'ENRICH_WORKDAY_REPORT_URL', value: workdayReportUrl }
+  { name: 'ENRICH_WORKDAY_EMPLOYEE_ID_FIELD', value: 'Employee_ID' }
+  { name: 'ENRICH_WORKDAY_PERSONAL_EMAIL_FIELD', value: workdayPersonalEmailField }
+  { name: 'ENRICH_WORKDAY_COUNTRY_FIELD', value: workdayCountryField }
+  { name: 'ENRICH_WORKDAY_PROMPT', value: workdayPrompt }
+  { name: 'ENRICH_WORKDAY_CACHE_SECONDS', value: '900' }
+  { name: 'ENRICH_WORKDAY_USERNAME', value: workdayUsername }
+  // Never a plain password here: it comes from Key Vault.
+  { name: 'ENRICH_WORKDAY_PASSWORD', value: '' }
+  { name: 'ENRICH_WORKDAY_PASSWORD_SECRET_NAME', value: workdayPasswordSecretName }
+  { name: 'ENRICH_WORKDAY_TOKEN_URL', value: '' }
+  { name: 'ENRICH_WORKDAY_CLIENT_ID', value: '' }
+  { name: 'ENRICH_WORKDAY_CLIENT_SECRET_NAME', value: '' }
+  { name: 'ENRICH_WORKDAY_REFRESH_TOKEN_SECRET_NAME', value: '' }
   { name: 'ENRICH_USAGELOCATION_SOURCE', value: usageLocationSource }
   { name: 'ENRICH_OTHERMAILS_MODE', value: otherMailsMode }
   { name: 'ENRICH_SSPR_EMAIL_TARGET', value: ssprEmailTarget }
@@ -355,6 +403,7 @@ var enrichSettings = [
   { name: 'ENRICH_MAX_WRITES_PER_MINUTE', value: string(maxWritesPerMinute) }
   { name: 'ENRICH_TIME_BUDGET_SECONDS', value: string(timeBudgetSeconds) }
   { name: 'ENRICH_JOINER_DEADLINE_SECONDS', value: string(joinerDeadlineSeconds) }
+  { name: 'ENRICH_HEALTH_CHECKS_SECONDS', value: string(healthChecksSeconds) }
   // The caller check is on when any of these three is set, and then all three are required
   // (README › Configuration): set them together, once the relay's app id is known.
   { name: 'ENRICH_TENANT_ID', value: callerCheckOn ? tenantId : '' }

@@ -18,7 +18,7 @@ if ! "$TOOLS/bin/cargo-fuzz" --version 2>/dev/null | grep -q "$CARGO_FUZZ_VERSIO
 fi
 export PATH="$TOOLS/bin:$PATH"
 rustup toolchain list | grep -q '^nightly' || { echo "fuzz: the nightly toolchain is needed (rustup toolchain install nightly)" >&2; exit 1; }
-TARGETS=(callout host_payload lambda_event jwt scope hr_csv)
+TARGETS=(callout host_payload lambda_event jwt scope hr_csv workday_report wws_answer)
 
 if [ "${1:-}" = "--build" ]; then
   cargo +nightly fuzz build --fuzz-dir fuzz

@@ -44,6 +44,8 @@ pub const DEFAULT_BACKFILL_SCHEDULE: &str = "0 0 2 * * *";
 pub const DEFAULT_TIME_BUDGET: Duration = Duration::from_secs(240);
 /// Default lcw-joiner deadline: inside the relay's 60 s HTTP action timeout, with room for its answer.
 pub const DEFAULT_JOINER_DEADLINE: Duration = Duration::from_secs(40);
+/// How long health reuses its tenant checks.
+pub const DEFAULT_HEALTH_CHECKS_TTL: Duration = Duration::from_secs(600);
 
 /// `ENRICH_OTHERMAILS_MODE` when unset.
 pub const DEFAULT_OTHERMAILS_MODE: &str = "replace";
@@ -51,7 +53,10 @@ pub const DEFAULT_OTHERMAILS_MODE: &str = "replace";
 pub const DEFAULT_STATE_DIR: &str = ".entra-enrich";
 
 pub mod setting;
+mod workday;
+
 pub use setting::{Setting, SettingDefault, SettingGroup, SETTINGS};
+pub use workday::{SourceSetting, WorkdayAuthSetting, WorkdaySettings};
 
 /// How the app authenticates to Graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +139,10 @@ pub struct Config {
     pub time_budget: Duration,
     /// How long lcw-joiner may take before it answers 503 (`ENRICH_JOINER_DEADLINE_SECONDS`).
     pub joiner_deadline: Duration,
+    /// How long health reuses its tenant checks; zero leaves them out (`ENRICH_HEALTH_CHECKS_SECONDS`).
+    pub health_checks_ttl: Duration,
+    /// Where HR values come from (`ENRICH_SOURCE`).
+    pub source: SourceSetting,
     /// `GRAPH_BASE_URL` is not a documented Graph host, allowed by `ENRICH_ALLOW_CUSTOM_GRAPH_HOST`.
     pub custom_graph_host: bool,
 }
@@ -360,6 +369,13 @@ impl Config {
             2..=230,
             "keep it inside the relay's 60 s HTTP action timeout (infra/relay-logicapp.bicep)",
         );
+        let source = workday::read_source(&mut r);
+        let health_checks_ttl = read_seconds(
+            &mut r,
+            &setting::ENRICH_HEALTH_CHECKS_SECONDS,
+            0..=86_400,
+            "0 leaves the tenant checks out of health; 600 reads Graph once per ten minutes",
+        );
         if !r.problems.is_empty() {
             return Err(ConfigError {
                 problems: r.problems,
@@ -382,6 +398,8 @@ impl Config {
             backfill_schedule,
             time_budget,
             joiner_deadline,
+            health_checks_ttl,
+            source,
             custom_graph_host,
         })
     }

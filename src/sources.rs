@@ -1,5 +1,7 @@
 //! HR sources read from files: a CSV export keyed by `employeeId` (Workday "Worker" report or any HRIS).
-//! Workday as a live source is on the roadmap; it becomes one more loader producing an [`HrIndex`].
+//! Workday, the live source, is in [`workday`].
+
+pub mod workday;
 
 use std::path::Path;
 

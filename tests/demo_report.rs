@@ -89,20 +89,27 @@ fn parse_block(out: &str) -> Block {
     }
 }
 
-#[test]
-fn the_demo_outcome_table_adds_up_to_its_report_line_and_to_the_report_files() {
+/// Runs `entra-enrich demo ARGS` in a new directory, which must succeed: the directory and stdout.
+fn demo(args: &[&str]) -> (tempfile::TempDir, String) {
     let dir = tempfile::tempdir().expect("tempdir");
     let out = Command::new(env!("CARGO_BIN_EXE_entra-enrich"))
-        .args(["demo", "--users", "900", "--seed", "42"])
+        .arg("demo")
+        .args(args)
         .current_dir(dir.path())
         .output()
         .expect("demo runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "demo failed: {stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    (dir, stdout)
+}
+
+#[test]
+fn the_demo_outcome_table_adds_up_to_its_report_line_and_to_the_report_files() {
+    let (dir, stdout) = demo(&["--users", "900", "--seed", "42"]);
     let b = parse_block(&stdout);
 
     assert_eq!(
@@ -161,6 +168,39 @@ fn the_demo_outcome_table_adds_up_to_its_report_line_and_to_the_report_files() {
         csv.lines().count() as u64,
         in_report + 1,
         "CSV rows + header"
+    );
+}
+
+/// `demo --source workday`: the personal emails exist only in the sandbox's Workday report, the
+/// first backfill writes from it, the second writes nothing, and no address is printed.
+#[test]
+fn the_workday_demo_writes_from_the_report_then_nothing() {
+    let (_dir, stdout) = demo(&["--users", "300", "--seed", "42", "--source", "workday"]);
+    assert!(
+        stdout.contains("HR source: the sandbox's Workday RaaS report"),
+        "{stdout}"
+    );
+    let reads: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains("Workday report:"))
+        .collect();
+    assert_eq!(reads.len(), 2, "{stdout}");
+    let b = parse_block(&stdout);
+    assert!(
+        b.written > 100,
+        "the first backfill wrote from Workday: {stdout}"
+    );
+    let second = stdout
+        .split("== second backfill")
+        .nth(1)
+        .expect("a second backfill");
+    assert!(
+        second.contains(" in scope, 0 written"),
+        "the second backfill writes nothing: {second}"
+    );
+    assert!(
+        !stdout.contains("@mail.") && !stdout.contains("@gmail.com"),
+        "{stdout}"
     );
 }
 

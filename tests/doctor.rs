@@ -4,8 +4,10 @@
 
 mod support;
 
+use entra_enrich::app::{App, Platform, Shell, READINESS_WAIT};
+use entra_enrich::config::Config;
 use entra_sandbox::policy::AuthenticationMethodsPolicy;
-use entra_sandbox::{Sandbox, SandboxOptions};
+use entra_sandbox::{FaultAction, FaultRule, FaultTrigger, Sandbox, SandboxOptions};
 use serde_json::Value;
 
 /// The managed identity's roles in a tenant whose admin also granted doctor's `Policy.Read.All`.
@@ -370,4 +372,157 @@ async fn doctor_user_explains_a_skipped_user_and_an_email_otp_group_that_exclude
     assert!(d.check("email-otp-for-user")["detail"]
         .as_str()
         .is_some_and(|s| s.contains("in none")));
+}
+
+/// Policy reads the sandbox received.
+fn policy_reads(sandbox: &Sandbox) -> usize {
+    sandbox
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/policies/authenticationMethodsPolicy"))
+        .count()
+}
+
+/// Health as the adapters serve it, for a started app on `h`'s tenant.
+async fn health_of(shell: &Shell) -> Value {
+    let health = shell.health(Platform::AzureFunctions).await;
+    serde_json::to_value(&health).expect("health serializes")
+}
+
+fn started_shell(h: &support::Harness, ttl: &str) -> Shell {
+    let env = support::env_for(
+        &h.sandbox,
+        h.state_dir.path(),
+        &[("ENRICH_HEALTH_CHECKS_SECONDS", ttl)],
+    );
+    let config = Config::from_env(&env).expect("settings");
+    Shell::started(App::from_parts(config, h.context(), None))
+}
+
+fn health_check<'a>(health: &'a Value, id: &str) -> &'a Value {
+    health["tenantChecks"]["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["id"] == id))
+        .unwrap_or_else(|| panic!("no {id} in {health}"))
+}
+
+/// Health carries doctor's cheap checks (permissions, Email OTP, migration): one policy read per
+/// TTL however often it is probed, a fix with every failure, and a refresh once the TTL passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_shows_the_cheap_tenant_checks_read_once_per_ttl() {
+    let mut options = SandboxOptions {
+        users: 10,
+        ..SandboxOptions::default()
+    };
+    // No otherMails write permission, and Email OTP off.
+    options.identity.managed_identity_roles =
+        vec!["User.Read.All".into(), "Policy.Read.All".into()];
+    let h = support::Harness::start(options, &[]).await;
+    h.sandbox
+        .set_authentication_methods_policy(AuthenticationMethodsPolicy {
+            email_enabled: false,
+            ..Default::default()
+        });
+    // Before the app starts, health reads nothing.
+    let cold = Shell::new(
+        support::env_for(&h.sandbox, h.state_dir.path(), &[]),
+        support::app_options(&h.sandbox),
+    );
+    h.sandbox.reset_requests();
+    let health = health_of(&cold).await;
+    assert!(health["tenantChecks"].is_null(), "{health}");
+    assert_eq!(h.sandbox.requests().len(), 0);
+
+    let shell = started_shell(&h, "600");
+    let health = health_of(&shell).await;
+    assert_eq!(health["tenantChecks"]["state"], "fresh", "{health}");
+    assert_eq!(health["tenantChecks"]["failures"], 2, "{health}");
+    let otp = health_check(&health, "email-otp");
+    assert_eq!(otp["verdict"], "fail", "{otp}");
+    assert!(otp["fix"].as_str().is_some_and(|f| f.contains("Email OTP")));
+    let perms = health_check(&health, "graph-permissions");
+    assert_eq!(perms["verdict"], "fail", "{perms}");
+    assert!(perms["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("otherMails")));
+    assert_eq!(
+        health_check(&health, "methods-policy-migration")["verdict"],
+        "pass"
+    );
+    // The expensive checks stay in doctor.
+    assert_eq!(
+        health["tenantChecks"]["checks"].as_array().map(Vec::len),
+        Some(3)
+    );
+    for _ in 0..5 {
+        let again = health_of(&shell).await;
+        assert_eq!(
+            again["tenantChecks"]["checks"],
+            health["tenantChecks"]["checks"]
+        );
+    }
+    assert_eq!(policy_reads(&h.sandbox), 1, "cached for the TTL");
+
+    // A one-second TTL: once it passes, the next probe reads the (now fixed) policy again.
+    let quick = started_shell(&h, "1");
+    h.sandbox.reset_requests();
+    let first = health_of(&quick).await;
+    assert_eq!(health_check(&first, "email-otp")["verdict"], "fail");
+    h.sandbox
+        .set_authentication_methods_policy(AuthenticationMethodsPolicy::default());
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    let later = health_of(&quick).await;
+    assert_eq!(
+        health_check(&later, "email-otp")["verdict"],
+        "pass",
+        "{later}"
+    );
+    assert_eq!(policy_reads(&h.sandbox), 2);
+
+    // Off: no tenant checks, no reads.
+    let off = started_shell(&h, "0");
+    h.sandbox.reset_requests();
+    assert!(health_of(&off).await["tenantChecks"].is_null());
+    assert_eq!(policy_reads(&h.sandbox), 0);
+}
+
+/// A policy read that hangs does not hold health: the probe answers within the wait with `pending`,
+/// concurrent probes start one read between them, and the answer shows once it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_policy_read_never_holds_health() {
+    let mut options = SandboxOptions {
+        users: 5,
+        ..SandboxOptions::default()
+    };
+    options.identity.managed_identity_roles = roles(&["Policy.Read.All"]);
+    let h = support::Harness::start(options, &[]).await;
+    let slow = READINESS_WAIT + std::time::Duration::from_secs(2);
+    h.sandbox.set_faults(vec![FaultRule::new(
+        "GET /v1.0/policies/authenticationMethodsPolicy",
+        FaultTrigger::FirstN(1),
+        FaultAction::Latency(slow),
+    )]);
+    let shell = std::sync::Arc::new(started_shell(&h, "600"));
+    h.sandbox.reset_requests();
+    let started = std::time::Instant::now();
+    let probes: Vec<_> = (0..4)
+        .map(|_| {
+            let shell = shell.clone();
+            tokio::spawn(async move { health_of(&shell).await })
+        })
+        .collect();
+    for probe in probes {
+        let health = probe.await.expect("probe");
+        assert_eq!(health["tenantChecks"]["state"], "pending", "{health}");
+        assert_eq!(health["initialized"], true);
+    }
+    assert!(
+        started.elapsed() < slow,
+        "health waited for the hanging read"
+    );
+    tokio::time::sleep(slow).await;
+    let health = health_of(&shell).await;
+    assert_eq!(health["tenantChecks"]["state"], "fresh", "{health}");
+    assert_eq!(health_check(&health, "email-otp")["verdict"], "pass");
+    assert_eq!(policy_reads(&h.sandbox), 1, "one read for all the probes");
 }

@@ -112,6 +112,14 @@ impl Host {
         res.json().await.expect("JSON answer")
     }
 
+    /// One lcw-joiner callout for `subject` with `bearer`: (status, body, headers).
+    async fn callout(&mut self, bearer: &str, subject: &str, tpr: &str) -> (u16, Value, Value) {
+        let answer = self
+            .invoke("lcw-joiner", callout_invocation(Some(bearer), subject, tpr))
+            .await;
+        res(&answer)
+    }
+
     fn token(&self) -> TokenSpec {
         TokenSpec::for_audience(
             self.h.sandbox.identity(),
@@ -495,6 +503,99 @@ async fn a_graph_503_answers_503_with_retry_after_and_does_not_resume() {
         "resumed despite a transient failure"
     );
     assert_eq!(host.h.sandbox.counters().patches, 0);
+}
+
+/// `ENRICH_SOURCE=workday` and Workday down: lcw-joiner answers 503 with `Retry-After`, does not
+/// resume and writes nothing; once Workday is back, the relay's retry enriches and resumes.
+#[tokio::test]
+async fn a_workday_outage_answers_503_and_the_retry_enriches() {
+    let mut options = tenant();
+    options.workday.personal_email_only_in_workday = true;
+    let mut host = Host::start(options).await;
+    let settings = [
+        ("ENRICH_SOURCE", "workday".to_string()),
+        (
+            "ENRICH_WORKDAY_REPORT_URL",
+            host.h.sandbox.workday_report_url(),
+        ),
+        (
+            "ENRICH_WORKDAY_USERNAME",
+            entra_sandbox::workday::WORKDAY_USERNAME.to_string(),
+        ),
+        (
+            "ENRICH_WORKDAY_PASSWORD",
+            entra_sandbox::workday::WORKDAY_PASSWORD.to_string(),
+        ),
+        (
+            "ENRICH_WORKDAY_PROMPT",
+            entra_sandbox::workday::WORKDAY_PROMPT.to_string(),
+        ),
+    ];
+    let mut extra: Vec<(&str, String)> = caller_settings(&host.h.sandbox);
+    extra.extend(settings);
+    let extra: Vec<(&str, &str)> = extra.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let env = env_for(&host.h.sandbox, host.h.state_dir.path(), &extra);
+    let config = Config::from_env(&env).expect("settings");
+    let mut ctx = host.h.ctx.clone();
+    ctx.hr = entra_enrich::app::build_hr_source(&config, &env, &app_options(&host.h.sandbox))
+        .expect("Workday source");
+    let (url, _server) = serve(ctx, config).await;
+    host.url = url;
+    // A hybrid user whose employeeId is unique in Entra and has one Workday row with a plain address.
+    let rows = host.h.sandbox.workday_rows();
+    let dups = duplicate_employee_ids(&host.h.before);
+    let privileged = host.h.sandbox.privileged_user_ids();
+    let (subject, email) = host
+        .h
+        .before
+        .iter()
+        .filter(|(id, u)| is_hybrid(u) && !privileged.contains(id))
+        .find_map(|(id, u)| {
+            let eid = u["employeeId"].as_str()?;
+            if dups.contains(&eid.trim().to_lowercase()) {
+                return None;
+            }
+            let mine: Vec<&Value> = rows.iter().filter(|r| r["Employee_ID"] == eid).collect();
+            let email = mine.first()?["Personal_Email"].as_str()?;
+            (mine.len() == 1 && email.is_ascii() && email.contains('@'))
+                .then(|| (id.clone(), email.to_string()))
+        })
+        .expect("a hybrid user Workday vouches for");
+    let tpr = "6f6f6f6f-0000-4000-8000-000000000001";
+    host.h
+        .sandbox
+        .add_task_processing_result(WORKFLOW, TASK, tpr);
+    let bearer = format!("Bearer {}", host.mint(&host.token()));
+    host.h.sandbox.set_faults(vec![FaultRule::new(
+        "GET /ccx/service/customreport2/*/*/*",
+        FaultTrigger::EveryNth(1),
+        FaultAction::Status {
+            status: 503,
+            retry_after: None,
+        },
+    )]);
+    let (status, body, headers) = host.callout(&bearer, &subject, tpr).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        headers
+            .to_string()
+            .to_ascii_lowercase()
+            .contains("retry-after"),
+        "{headers}"
+    );
+    assert!(!body
+        .to_string()
+        .contains(entra_sandbox::workday::WORKDAY_PASSWORD));
+    assert!(host.h.sandbox.resumes(WORKFLOW, TASK, tpr).is_empty());
+    assert_eq!(host.h.sandbox.counters().patches, 0);
+
+    host.h.sandbox.set_faults(Vec::new());
+    let (status, body, _) = host.callout(&bearer, &subject, tpr).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        host.h.sandbox.user(&subject).expect("user")["otherMails"],
+        json!([email])
+    );
 }
 
 #[tokio::test]

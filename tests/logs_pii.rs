@@ -4,50 +4,19 @@
 
 mod support;
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use entra_enrich::handlers::backfill::{run_backfill, BackfillOptions, NoProgress};
 use entra_enrich::handlers::rollback::run_rollback;
 use entra_enrich::handlers::watch::run_watch;
 use entra_sandbox::SandboxOptions;
 use serde_json::json;
 use support::*;
-use tracing_subscriber::fmt::MakeWriter;
-
-#[derive(Clone, Default)]
-struct Buffer(Arc<Mutex<Vec<u8>>>);
-
-impl io::Write for Buffer {
-    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-        self.0
-            .lock()
-            .map_err(|_| io::Error::other("poisoned"))?
-            .extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Buffer {
-    type Writer = Buffer;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test(flavor = "current_thread")]
 async fn no_personal_email_appears_in_any_log_line() {
-    let buffer = Buffer::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(
-            "entra_enrich=trace,entra_graph=trace,entra_core=trace,entra_state=trace,entra_lcw=trace",
-        ))
-        .with_writer(buffer.clone())
-        .with_ansi(false)
-        .finish();
+    let buffer = support::logs::LogBuffer::default();
+    let subscriber = buffer.subscriber(
+        "entra_enrich=trace,entra_graph=trace,entra_core=trace,entra_state=trace,entra_lcw=trace",
+    );
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let h = Harness::start(
@@ -85,8 +54,7 @@ async fn no_personal_email_appears_in_any_log_line() {
         .expect("watch");
     assert_eq!(watch.writes, 1, "{watch:?}");
 
-    let text = String::from_utf8(buffer.0.lock().map(|b| b.clone()).unwrap_or_default())
-        .unwrap_or_default();
+    let text = buffer.text();
     assert!(
         text.lines().count() > 20,
         "the crates did log: {} lines",

@@ -18,3 +18,73 @@ pub(crate) fn vm_hwm_kb(pid: u32) -> Option<u64> {
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
 }
+
+/// A child run: its exit status, peak RSS (kB, `VmHWM` polled every 10 ms), wall time and stdout.
+pub(crate) struct Measured {
+    pub status: std::process::ExitStatus,
+    pub peak_kb: u64,
+    pub wall: std::time::Duration,
+    pub stdout: String,
+}
+
+impl Measured {
+    /// The last line of stdout that is JSON (the `--json` summary).
+    pub(crate) fn summary(&self) -> serde_json::Value {
+        self.stdout
+            .lines()
+            .rev()
+            .find_map(|l| serde_json::from_str(l).ok())
+            .expect("a JSON summary")
+    }
+}
+
+/// Runs `cmd` with stdout to `stdout_path` (no stdin, no stderr), measuring it.
+pub(crate) fn run_measured(
+    cmd: &mut std::process::Command,
+    stdout_path: &std::path::Path,
+) -> Measured {
+    use std::process::Stdio;
+    let started = std::time::Instant::now();
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(
+            std::fs::File::create(stdout_path).expect("stdout file"),
+        ))
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn the release binary");
+    let pid = child.id();
+    let mut peak_kb = 0u64;
+    let status = loop {
+        if let Some(kb) = vm_hwm_kb(pid) {
+            peak_kb = peak_kb.max(kb);
+        }
+        match child.try_wait().expect("wait") {
+            Some(s) => break s,
+            None => std::thread::sleep(std::time::Duration::from_millis(10)),
+        }
+    };
+    Measured {
+        status,
+        peak_kb,
+        wall: started.elapsed(),
+        stdout: std::fs::read_to_string(stdout_path).unwrap_or_default(),
+    }
+}
+
+/// The release binary against `sb`, with only `PATH`, the sandbox's Graph and managed identity, and
+/// the state directory `state` set.
+pub(crate) fn product_command(
+    bin: &str,
+    sb: &entra_sandbox::Sandbox,
+    state: &std::path::Path,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(bin);
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("GRAPH_BASE_URL", sb.graph_base_url())
+        .env("IDENTITY_ENDPOINT", sb.identity_endpoint())
+        .env("IDENTITY_HEADER", sb.identity_header())
+        .env("ENRICH_STATE_DIR", state);
+    cmd
+}

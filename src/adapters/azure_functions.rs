@@ -77,7 +77,7 @@ impl FunctionApp for EnrichFunctions {
     async fn invoke(&self, function_name: &str, invocation: Invocation) -> InvokeResponse {
         match function_name {
             "health" => {
-                let health = self.shell.health(Platform::AzureFunctions);
+                let health = self.shell.health(Platform::AzureFunctions).await;
                 let body = serde_json::to_value(&health).unwrap_or(Value::Null);
                 InvokeResponse::http("res", HttpOutput::json(200, &body))
             }

@@ -69,6 +69,10 @@ pub struct DemoArgs {
     /// Seed of the generated tenant (same seed, same tenant).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Where HR values come from: `directory` (the users' synced attributes) or `workday` (the
+    /// sandbox's RaaS report; the personal emails are then only in Workday).
+    #[arg(long, default_value = "directory", value_parser = ["directory", "workday"])]
+    pub source: String,
 }
 
 #[derive(Debug, Args)]
@@ -96,9 +100,10 @@ pub struct BackfillArgs {
     /// Plan and report, write nothing (overrides ENRICH_DRY_RUN=false).
     #[arg(long)]
     pub dry_run: bool,
-    /// Where HR values come from: `directory` (the users' own synced attributes) or `csv:PATH`.
-    #[arg(long, default_value = "directory")]
-    pub source: String,
+    /// Where HR values come from: `directory` (the users' own synced attributes), `workday` (the
+    /// RaaS report of the ENRICH_WORKDAY_* settings) or `csv:PATH`. Default: ENRICH_SOURCE.
+    #[arg(long)]
+    pub source: Option<String>,
     /// Write at most N users (a canary); the listing stays complete so duplicates are always found.
     #[arg(long)]
     pub limit: Option<usize>,
@@ -233,7 +238,9 @@ fn parse_run(raw: &str) -> Result<RunId, CliError> {
 pub async fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         #[cfg(feature = "demo")]
-        Command::Demo(args) => super::demo::run_demo(args.users, args.seed).await,
+        Command::Demo(args) => {
+            super::demo::run_demo(args.users, args.seed, args.source == "workday").await
+        }
         Command::Enrich(args) => enrich(args).await,
         Command::Backfill(args) => backfill(args).await,
         Command::Rollback(args) => {
@@ -303,8 +310,14 @@ async fn enrich(args: EnrichArgs) -> Result<(), CliError> {
 }
 
 async fn backfill(args: BackfillArgs) -> Result<(), CliError> {
-    let hr = parse_source(&args.source)?;
-    let app = start(args.dry_run).await?.with_hr(hr);
+    let app = start(args.dry_run).await?;
+    let app = match &args.source {
+        Some(raw) => {
+            let hr = parse_source(raw)?;
+            app.with_hr(hr)
+        }
+        None => app,
+    };
     let options = BackfillOptions {
         limit: args.limit,
         concurrency: args.concurrency,
@@ -375,10 +388,18 @@ fn credential_name(config: &Config) -> &'static str {
     }
 }
 
-/// `directory` or `csv:PATH`.
+/// `directory`, `workday` (built from the ENRICH_WORKDAY_* settings) or `csv:PATH`.
 pub fn parse_source(raw: &str) -> Result<HrSource, CliError> {
     if raw.eq_ignore_ascii_case("directory") {
         return Ok(HrSource::Directory);
+    }
+    if raw.eq_ignore_ascii_case("workday") {
+        let mut env = process_env();
+        env.insert("ENRICH_SOURCE".into(), "workday".into());
+        let config = crate::config::Config::from_env(&env)
+            .map_err(|e| CliError::Usage(format!("--source workday: {e}")))?;
+        return crate::app::build_hr_source(&config, &env, &AppOptions::default())
+            .map_err(|e| CliError::Usage(format!("--source workday: {e}")));
     }
     if let Some(path) = raw.strip_prefix("csv:") {
         let file =
@@ -386,7 +407,7 @@ pub fn parse_source(raw: &str) -> Result<HrSource, CliError> {
         return Ok(HrSource::File(Arc::new(file)));
     }
     Err(CliError::Usage(
-        "--source must be `directory` or `csv:PATH` (a CSV with employeeId, personalEmail and optionally country columns)".into(),
+        "--source must be `directory`, `workday` or `csv:PATH` (a CSV with employeeId, personalEmail and optionally country columns)".into(),
     ))
 }
 
@@ -537,14 +558,22 @@ pub fn print_backfill_summary(summary: &BackfillSummary, report: &Path, config: 
         report.display(),
         report.with_extension("csv").display()
     );
-    if let Some(hr) = &summary.hr_file {
-        println!(
+    match &summary.hr_file {
+        Some(hr) if hr.source == "workday" => println!(
+            "  Workday report: {} workers, {} matched an in-scope user, {} matched none (no account yet, employeeId typos, leavers), read in {:.1} s",
+            hr.records,
+            hr.matched,
+            hr.unmatched,
+            hr.read_ms as f64 / 1000.0
+        ),
+        Some(hr) => println!(
             "  HR file: {} records, {} matched an in-scope user, {} matched none (not synced yet, employeeId typos, leavers): {}",
             hr.records,
             hr.matched,
             hr.unmatched,
             unmatched_path(report).display()
-        );
+        ),
+        None => {}
     }
     if summary.claims.left_to_others > 0 {
         println!(

@@ -15,17 +15,17 @@ use super::cli::{print_backfill_summary, write_report, CliError, TerminalProgres
 /// The sandbox shrinks Graph's quota windows this many times, so the demo takes seconds.
 const DEMO_TIME_SCALE: f64 = 20.0;
 
-/// Runs the demo.
-pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
+/// Runs the demo; with `workday`, the personal emails are only in the sandbox's Workday report.
+pub async fn run_demo(users: usize, seed: u64, workday: bool) -> Result<(), CliError> {
     println!("entra-enrich demo: a sandbox tenant of {users} users (seed {seed}) on 127.0.0.1, Graph quotas time-scaled {DEMO_TIME_SCALE}x");
-    let sandbox = Sandbox::start(SandboxOptions {
+    let mut sandbox_options = SandboxOptions {
         users,
         seed,
         time_scale: DEMO_TIME_SCALE,
         ..SandboxOptions::default()
-    })
-    .await
-    .map_err(|e| {
+    };
+    sandbox_options.workday.personal_email_only_in_workday = workday;
+    let sandbox = Sandbox::start(sandbox_options).await.map_err(|e| {
         AppError::new(
             ErrorKind::Permanent,
             format!("could not start the sandbox: {e}"),
@@ -58,6 +58,11 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
         ),
     ]
     .into_iter()
+    .chain(if workday {
+        workday_settings(&sandbox)
+    } else {
+        Vec::new()
+    })
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     let config = Config::from_env(&env)?;
@@ -69,7 +74,11 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
         (f64::from(config.max_writes_per_minute) * DEMO_TIME_SCALE) as u32;
     let graph = entra_graph::GraphClient::new(options).map_err(AppError::from)?;
     let state = build_state(&config, credential)?;
-    let ctx = context_from_parts(&config, graph, state);
+    let mut ctx = context_from_parts(&config, graph, state);
+    ctx.hr = crate::app::build_hr_source(&config, &env, &app_options)?;
+    if workday {
+        println!("HR source: the sandbox's Workday RaaS report ({} workers, Basic auth; Entra holds no personal email)", sandbox.workday_rows().len());
+    }
 
     for (round, title) in [
         (1, "first backfill"),
@@ -109,6 +118,18 @@ pub async fn run_demo(users: usize, seed: u64) -> Result<(), CliError> {
         state_dir.display()
     );
     Ok(())
+}
+
+/// The sandbox's Workday report and its integration user, as `ENRICH_SOURCE=workday` reads them.
+fn workday_settings(sandbox: &Sandbox) -> Vec<(&'static str, String)> {
+    use entra_sandbox::workday::{WORKDAY_PASSWORD, WORKDAY_USERNAME};
+    vec![
+        ("ENRICH_SOURCE", "workday".to_string()),
+        ("ENRICH_WORKDAY_REPORT_URL", sandbox.workday_report_url()),
+        ("ENRICH_WORKDAY_USERNAME", WORKDAY_USERNAME.to_string()),
+        ("ENRICH_WORKDAY_PASSWORD", WORKDAY_PASSWORD.to_string()),
+        ("ENRICH_WORKDAY_COUNTRY_FIELD", "Country".to_string()),
+    ]
 }
 
 /// The variables by which a platform (App Service, Cloud Shell, Arc) aims the managed identity

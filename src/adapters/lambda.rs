@@ -336,7 +336,7 @@ impl LambdaApp {
                 http_response(answer.status, &answer.headers, &answer.body)
             }
             _ => {
-                let health = self.shell.health(Platform::AwsLambda);
+                let health = self.shell.health(Platform::AwsLambda).await;
                 http_response(
                     200,
                     &[],

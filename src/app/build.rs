@@ -31,6 +31,10 @@ pub const START_RETRY_FLOOR: Duration = Duration::from_secs(10);
 /// tries again.
 pub const KEY_VAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long one Workday call may take: a report of 100,000 workers answers within seconds, and a
+/// joiner's deadline bounds it sooner anyway.
+pub const WORKDAY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What the app is built with besides its settings.
 #[derive(Clone)]
 pub struct AppOptions {
@@ -44,6 +48,8 @@ pub struct AppOptions {
     pub start_retry_floor: Duration,
     /// See [`KEY_VAULT_TIMEOUT`].
     pub key_vault_timeout: Duration,
+    /// The limit of each Workday call (and of the wait between two pieces of a report).
+    pub workday_timeout: Duration,
 }
 
 impl Default for AppOptions {
@@ -53,6 +59,7 @@ impl Default for AppOptions {
             ambient_credential: None,
             start_retry_floor: START_RETRY_FLOOR,
             key_vault_timeout: KEY_VAULT_TIMEOUT,
+            workday_timeout: WORKDAY_TIMEOUT,
         }
     }
 }
@@ -145,7 +152,9 @@ async fn read_secret(
 }
 
 /// The managed identity in Azure, the developer tools (`az login`) at a terminal.
-fn ambient_credential(options: &AppOptions) -> Result<Arc<dyn TokenCredential>, AppError> {
+pub(super) fn ambient_credential(
+    options: &AppOptions,
+) -> Result<Arc<dyn TokenCredential>, AppError> {
     let build = |c: CredentialChoice| build_choice(c, options.credential_options());
     build(CredentialChoice::ManagedIdentity { client_id: None })
         .or_else(|_| build(CredentialChoice::DeveloperTools))
@@ -186,7 +195,9 @@ pub async fn build_context(
     let credential = build_credential(config, env, options).await?;
     let graph = build_graph(config, credential.clone())?;
     let state = build_state(config, credential)?;
-    Ok(context_from_parts(config, graph, state))
+    let mut ctx = context_from_parts(config, graph, state);
+    ctx.hr = super::hr::build_hr_source(config, env, options)?;
+    Ok(ctx)
 }
 
 /// Assembles a context from already-built clients.
@@ -200,7 +211,8 @@ pub fn context_from_parts(
         policy: Arc::new(EnrichPolicy {
             scope: config.scope.clone(),
             mode: config.other_mails_mode,
-            write_usage_location: config.usage_location_source.is_some(),
+            write_usage_location: config.usage_location_source.is_some()
+                || config.source.writes_country(),
             sspr_target: config.sspr_target,
             sspr_overwrite_registered: config.sspr_overwrite_registered,
         }),

@@ -173,6 +173,27 @@ impl From<entra_state::StateError> for AppError {
     }
 }
 
+/// Transient when Workday may answer later; a refusal names the setting to fix.
+impl From<entra_workday::WorkdayError> for AppError {
+    fn from(e: entra_workday::WorkdayError) -> Self {
+        use entra_workday::WorkdayErrorKind as W;
+        let kind = match e.kind {
+            W::Transient => ErrorKind::Transient,
+            W::Auth | W::NotFound | W::Refused => ErrorKind::Settings,
+            W::Secret => match e.status {
+                None | Some(408 | 429 | 500..=599) => ErrorKind::Transient,
+                Some(_) => ErrorKind::Settings,
+            },
+            W::BadReport => ErrorKind::Permanent,
+        };
+        let error = AppError::new(kind, e.to_string());
+        match e.setting {
+            Some(setting) => error.with_setting(setting),
+            None => error,
+        }
+    }
+}
+
 impl From<WatchError> for AppError {
     fn from(e: WatchError) -> Self {
         match e {
@@ -192,6 +213,7 @@ impl From<BackfillError> for AppError {
             BackfillError::Source(s) => {
                 AppError::new(ErrorKind::Input, s.to_string()).with_setting("--source")
             }
+            BackfillError::Workday(w) => AppError::from(w).context("reading the Workday report"),
             other @ (BackfillError::Conflict | BackfillError::Deadline) => {
                 AppError::new(ErrorKind::Transient, other.to_string())
             }
@@ -204,6 +226,7 @@ impl From<EnrichError> for AppError {
         match e {
             EnrichError::Graph(g) => AppError::from(g).context("reading the user from Graph"),
             EnrichError::State(s) => s.into(),
+            EnrichError::Workday(w) => AppError::from(w).context("reading Workday"),
             EnrichError::NotFound => {
                 AppError::new(ErrorKind::Input, e.to_string()).with_setting("--user-id")
             }

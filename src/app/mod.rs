@@ -7,8 +7,11 @@
 mod build;
 mod error;
 mod functions;
+mod hr;
+mod readiness;
 mod shell;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -16,12 +19,14 @@ use tokio::time::Instant;
 
 pub use build::{
     build_context, build_credential, build_graph, build_state, build_validator, context_from_parts,
-    AppOptions, KEY_VAULT_TIMEOUT, START_RETRY_FLOOR,
+    AppOptions, KEY_VAULT_TIMEOUT, START_RETRY_FLOOR, WORKDAY_TIMEOUT,
 };
 pub use error::{AppError, ErrorKind};
 pub use functions::{
     function_names, http_method, http_routes, job_names, Function, Job, Trigger, FUNCTIONS,
 };
+pub use hr::build_hr_source;
+pub use readiness::{Readiness, READINESS_WAIT};
 pub use shell::{Health, Platform, Shell};
 
 use crate::config::{Config, Env};
@@ -55,6 +60,7 @@ pub struct App {
     config: Config,
     ctx: EnrichContext,
     validator: Option<CallerValidator>,
+    readiness: Arc<readiness::ReadinessCache>,
 }
 
 impl App {
@@ -77,6 +83,7 @@ impl App {
             config,
             ctx,
             validator,
+            readiness: Arc::default(),
         }
     }
 
@@ -173,14 +180,29 @@ impl App {
         Ok(records)
     }
 
-    /// doctor: will a new hire's day-one reset by email work in this tenant?
-    pub async fn doctor(&self) -> DoctorReport {
-        let needs = Needs {
+    /// What the settings make the app write, which decides the permissions it needs.
+    fn needs(&self) -> Needs {
+        Needs {
             usage_location: self.config.usage_location_source.is_some(),
             other_mails: self.config.sspr_target.writes_other_mails(),
             email_method: self.config.sspr_target.writes_method(),
-        };
-        run_doctor(&self.ctx, needs).await
+        }
+    }
+
+    /// doctor: will a new hire's day-one reset by email work in this tenant?
+    pub async fn doctor(&self) -> DoctorReport {
+        run_doctor(&self.ctx, self.needs()).await
+    }
+
+    /// Doctor's cheap tenant checks, as health shows them: cached for
+    /// `ENRICH_HEALTH_CHECKS_SECONDS`, refreshed in the background, waited for at most
+    /// [`READINESS_WAIT`]. `None` when the setting is 0.
+    pub async fn tenant_checks(&self) -> Option<Readiness> {
+        let ttl = self.config.health_checks_ttl;
+        if ttl.is_zero() {
+            return None;
+        }
+        Some(self.readiness.view(&self.ctx, self.needs(), ttl).await)
     }
 
     /// doctor --user: one user's side of day-one reset.

@@ -52,6 +52,9 @@ pub struct Health {
     /// The last start failure (first line, emails masked), while it is not yet retried.
     pub init_error: Option<String>,
     pub init_error_kind: Option<ErrorKind>,
+    /// Doctor's cheap tenant checks (permissions, Email OTP, policy migration), cached; `null`
+    /// before the app has started, or with `ENRICH_HEALTH_CHECKS_SECONDS=0`.
+    pub tenant_checks: Option<super::Readiness>,
 }
 
 struct StartFailure {
@@ -169,9 +172,14 @@ impl Shell {
         }
     }
 
-    /// The health answer. It never starts the app.
-    pub fn health(&self, platform: Platform) -> Health {
+    /// The health answer. It never starts the app, and waits for Graph at most
+    /// [`READINESS_WAIT`](super::READINESS_WAIT) (the tenant checks, once the app runs).
+    pub async fn health(&self, platform: Platform) -> Health {
         let app = self.app.get();
+        let tenant_checks = match app {
+            Some(app) => app.tenant_checks().await,
+            None => None,
+        };
         let failure = self.failure.lock().ok().and_then(|f| {
             f.as_ref()
                 .map(|f| (f.error.summary().to_string(), f.error.kind()))
@@ -187,6 +195,7 @@ impl Shell {
             initialized: app.is_some(),
             init_error_kind: failure.as_ref().map(|f| f.1),
             init_error: failure.map(|f| f.0),
+            tenant_checks,
         }
     }
 }

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use super::{
     DEFAULT_AUTHORITY_HOST, DEFAULT_BACKFILL_SCHEDULE, DEFAULT_GRAPH_BASE_URL,
-    DEFAULT_JOINER_DEADLINE, DEFAULT_MAX_WRITES_PER_MINUTE, DEFAULT_NEW_HIRE_WATCH_SCHEDULE,
-    DEFAULT_OTHERMAILS_MODE, DEFAULT_OTHERMAILS_SOURCE, DEFAULT_SCOPE, DEFAULT_STATE_DIR,
-    DEFAULT_TIME_BUDGET,
+    DEFAULT_HEALTH_CHECKS_TTL, DEFAULT_JOINER_DEADLINE, DEFAULT_MAX_WRITES_PER_MINUTE,
+    DEFAULT_NEW_HIRE_WATCH_SCHEDULE, DEFAULT_OTHERMAILS_MODE, DEFAULT_OTHERMAILS_SOURCE,
+    DEFAULT_SCOPE, DEFAULT_STATE_DIR, DEFAULT_TIME_BUDGET,
 };
 use SettingDefault::{Flag, Number, Seconds, Text, Unset};
-use SettingGroup::{Access, CallerCheck, Enrichment, TimersAndState};
+use SettingGroup::{Access, CallerCheck, Enrichment, TimersAndState, Workday};
 
 /// One app setting (an environment variable locally, an app setting in Azure).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,8 @@ pub enum SettingGroup {
     CallerCheck,
     /// The timers and the state store.
     TimersAndState,
+    /// Workday as the HR source (`ENRICH_SOURCE=workday`).
+    Workday,
 }
 
 impl SettingDefault {
@@ -203,6 +205,12 @@ settings! {
         group: Enrichment,
         doc: "which users may be touched; see [Scope syntax](#scope-syntax).",
     }
+    ENRICH_SOURCE {
+        default: Text("directory"),
+        example: None,
+        group: Enrichment,
+        doc: "where HR values come from: `directory` (the user's own attributes, `ENRICH_OTHERMAILS_SOURCE`), `workday` (a RaaS report, matched by employeeId) or `csv:PATH`. The command line's `--source` overrides it.",
+    }
     ENRICH_OTHERMAILS_SOURCE {
         default: Text(DEFAULT_OTHERMAILS_SOURCE),
         example: None,
@@ -257,6 +265,12 @@ settings! {
         group: Enrichment,
         doc: "lcw-joiner answers within this: every Graph, token and state call runs under it, and past it the answer is 503 + `Retry-After` with no resume. Keep it inside the relay's 60 s HTTP action timeout.",
     }
+    ENRICH_HEALTH_CHECKS_SECONDS {
+        default: Seconds(DEFAULT_HEALTH_CHECKS_TTL),
+        example: None,
+        group: Enrichment,
+        doc: "health shows doctor's cheap tenant checks (permissions, Email OTP, policy migration) under `tenantChecks`, read at most this often (one token and one policy read); 0 leaves them out. `entra-enrich doctor` runs every check.",
+    }
     ENRICH_TENANT_ID {
         default: Unset("–"),
         example: Some("<tenant id>"),
@@ -304,5 +318,83 @@ settings! {
         example: Some(""),
         group: TimersAndState,
         doc: "local directory for checkpoints and the audit log (command-line use); wins over the blob settings.",
+    }
+    ENRICH_WORKDAY_REPORT_URL {
+        default: Unset("–"),
+        example: Some(""),
+        group: Workday,
+        doc: "the RaaS report, `https://{host}/ccx/service/customreport2/{tenant}/{owner}/{report}` (Actions > Web Service > View URLs); `format=json` is added.",
+    }
+    ENRICH_WORKDAY_EMPLOYEE_ID_FIELD {
+        default: Text("Employee_ID"),
+        example: None,
+        group: Workday,
+        doc: "the report column (or field path) matched against Entra `employeeId`.",
+    }
+    ENRICH_WORKDAY_PERSONAL_EMAIL_FIELD {
+        default: Text("Personal_Email"),
+        example: None,
+        group: Workday,
+        doc: "the column or field path of the personal email, e.g. `Email_Addresses[Usage=HOME].Email_Address`; two values are refused, never one picked.",
+    }
+    ENRICH_WORKDAY_COUNTRY_FIELD {
+        default: Unset("– (no `usageLocation` from Workday)"),
+        example: None,
+        group: Workday,
+        doc: "the column or field path of the country (ISO code or name) for `usageLocation`.",
+    }
+    ENRICH_WORKDAY_PROMPT {
+        default: Unset("– (joiners read the cached report)"),
+        example: None,
+        group: Workday,
+        doc: "the report's prompt that selects one worker by employee id (e.g. `Employee_ID`): lcw-joiner and new-hire-watch then read one row per user.",
+    }
+    ENRICH_WORKDAY_CACHE_SECONDS {
+        default: Seconds(Duration::from_secs(900)),
+        example: None,
+        group: Workday,
+        doc: "without a prompt, joiners use a copy of the full report kept in the state store and read again when older than this.",
+    }
+    ENRICH_WORKDAY_USERNAME {
+        default: Unset("–"),
+        example: Some(""),
+        group: Workday,
+        doc: "Basic authentication: the Integration System User (`ISU_…@tenant`).",
+    }
+    ENRICH_WORKDAY_PASSWORD {
+        default: Unset("–"),
+        example: None,
+        group: Workday,
+        doc: "the ISU's password, as a plain setting (a Key Vault reference `@Microsoft.KeyVault(...)` works); prefer `ENRICH_WORKDAY_PASSWORD_SECRET_NAME`.",
+    }
+    ENRICH_WORKDAY_PASSWORD_SECRET_NAME {
+        default: Unset("–"),
+        example: None,
+        group: Workday,
+        doc: "the Key Vault secret (in `ENRICH_KEYVAULT_URL`) holding the ISU's password: read with the managed identity, cached, read again once after a Workday 401 (rotation).",
+    }
+    ENRICH_WORKDAY_TOKEN_URL {
+        default: Unset("– (Basic authentication)"),
+        example: None,
+        group: Workday,
+        doc: "OAuth 2.0 instead of Basic: `https://{host}/ccx/oauth2/{tenant}/token`, with the refresh-token grant.",
+    }
+    ENRICH_WORKDAY_CLIENT_ID {
+        default: Unset("–"),
+        example: None,
+        group: Workday,
+        doc: "OAuth: the API client's id.",
+    }
+    ENRICH_WORKDAY_CLIENT_SECRET_NAME {
+        default: Unset("–"),
+        example: None,
+        group: Workday,
+        doc: "OAuth: the Key Vault secret holding the API client's secret.",
+    }
+    ENRICH_WORKDAY_REFRESH_TOKEN_SECRET_NAME {
+        default: Unset("–"),
+        example: None,
+        group: Workday,
+        doc: "OAuth: the Key Vault secret holding the refresh token.",
     }
 }

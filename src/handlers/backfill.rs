@@ -129,10 +129,14 @@ pub struct BackfillSummary {
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HrFileCounts {
+    /// `file` (a CSV export) or `workday` (the RaaS report).
+    pub source: &'static str,
     pub records: u64,
     pub matched: u64,
     pub unmatched: u64,
     pub blank_employee_ids: u64,
+    /// How long reading the source took (the whole file, or the whole Workday report).
+    pub read_ms: u64,
 }
 
 /// Backfill failures that stop the whole run (per-user problems are outcomes, not errors).
@@ -150,6 +154,8 @@ pub enum BackfillError {
     Deadline,
     #[error("{0}")]
     Source(#[from] crate::sources::SourceError),
+    #[error("reading the Workday report failed: {0}")]
+    Workday(#[from] entra_workday::WorkdayError),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -644,7 +650,7 @@ async fn index_population(
             }
         }
     }
-    let (hr, hr_file) = read_hr(&ctx.hr, &index)?;
+    let (hr, hr_file) = read_hr(&ctx.hr, &index).await?;
     if let Some(hr) = hr.as_deref() {
         // The addresses this run gives: two users planned one address are both refused.
         for (key, values) in hr.records() {
@@ -906,30 +912,47 @@ fn denied_earlier(user: &UserRecord) -> UserResult {
 /// The HR records of in-scope users: `None` for the directory source. A file is read whole (every
 /// row checked) but only the rows of in-scope users are kept, so memory follows the population,
 /// not the file.
-fn read_hr(
+async fn read_hr(
     source: &HrSource,
     index: &EmployeeIdIndex,
 ) -> Result<(Option<Arc<HrIndex>>, Option<HrFileCounts>), BackfillError> {
-    match source {
-        HrSource::Directory => Ok((None, None)),
-        HrSource::Index(hr) => Ok((Some(hr.clone()), None)),
-        HrSource::File(file) => {
-            let read = file.read(&|key| index.user_for_key(key).is_some())?;
-            let counts = HrFileCounts {
-                records: read.rows,
-                matched: read.rows - read.unmatched - read.blank_ids,
-                unmatched: read.unmatched,
-                blank_employee_ids: read.blank_ids,
-            };
-            tracing::info!(
-                records = counts.records,
-                matched = counts.matched,
-                unmatched = counts.unmatched,
-                "HR file read"
-            );
-            Ok((Some(Arc::new(read.index)), Some(counts)))
+    let wanted = |key: &str| index.user_for_key(key).is_some();
+    let started = Instant::now();
+    let (name, read) = match source {
+        HrSource::Directory => return Ok((None, None)),
+        HrSource::Index(hr) => return Ok((Some(hr.clone()), None)),
+        HrSource::Workday(workday) => {
+            let read = workday.read_all(&wanted).await?;
+            (
+                "workday",
+                (read.index, read.rows, read.unmatched, read.blank_ids),
+            )
         }
-    }
+        HrSource::File(file) => {
+            let read = file.read(&wanted)?;
+            (
+                "file",
+                (read.index, read.rows, read.unmatched, read.blank_ids),
+            )
+        }
+    };
+    let (hr, rows, unmatched, blank_ids) = read;
+    let counts = HrFileCounts {
+        source: name,
+        records: rows,
+        matched: rows - unmatched - blank_ids,
+        unmatched,
+        blank_employee_ids: blank_ids,
+        read_ms: started.elapsed().as_millis() as u64,
+    };
+    tracing::info!(
+        source = name,
+        records = counts.records,
+        matched = counts.matched,
+        unmatched = counts.unmatched,
+        "HR source read"
+    );
+    Ok((Some(Arc::new(hr)), Some(counts)))
 }
 
 pub async fn load_denied(state: &dyn StateStore) -> Result<HashSet<String>, BackfillError> {

@@ -30,6 +30,8 @@ pub enum HrSource {
     /// An HR export file keyed by `employeeId`, read when needed: the backfill keeps only the rows of
     /// in-scope users and counts (and reports) the rest.
     File(Arc<crate::sources::HrFile>),
+    /// A Workday RaaS report, read per user (joiners) or whole (the backfill).
+    Workday(Arc<crate::sources::workday::WorkdaySource>),
 }
 
 impl fmt::Debug for HrSource {
@@ -38,6 +40,7 @@ impl fmt::Debug for HrSource {
             HrSource::Directory => f.write_str("Directory"),
             HrSource::Index(i) => write!(f, "Index({} records)", i.len()),
             HrSource::File(file) => write!(f, "File({})", file.path().display()),
+            HrSource::Workday(w) => write!(f, "Workday({})", w.client().shown_url()),
         }
     }
 }

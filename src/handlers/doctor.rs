@@ -196,6 +196,14 @@ pub fn permissions_check(roles: &[String], needs: Needs, principal: &str) -> Che
 pub(crate) const EMAIL_OTP_PORTAL: &str =
     "Entra admin center > Protection > Authentication methods > Policies > Email OTP";
 
+/// The Email OTP entry (`id` "Email") of the policy's `authenticationMethodConfigurations`
+/// (<https://learn.microsoft.com/graph/api/resources/emailauthenticationmethodconfiguration>).
+pub(crate) fn email_otp_configuration(policy: &Value) -> Option<&Value> {
+    policy["authenticationMethodConfigurations"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["id"] == "Email"))
+}
+
 /// The Email OTP configuration of the Authentication methods policy.
 pub fn email_otp_check(policy: &Result<Value, u16>, principal: &str) -> Check {
     let id = "email-otp";
@@ -216,10 +224,7 @@ pub fn email_otp_check(policy: &Result<Value, u16>, principal: &str) -> Check {
             )
         }
     };
-    let email = policy["authenticationMethodConfigurations"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["id"] == "Email"));
-    let Some(email) = email else {
+    let Some(email) = email_otp_configuration(policy) else {
         return Check::fail(
             id,
             "the policy has no Email OTP configuration",
@@ -390,11 +395,16 @@ async fn count_scope(ctx: &EnrichContext) -> Result<ScopeCounts, entra_graph::Gr
     Ok(counts)
 }
 
-/// Runs every tenant check. A check whose Graph read fails is `unknown` with the error, never a
-/// made-up pass.
-pub async fn run_doctor(ctx: &EnrichContext, needs: Needs) -> DoctorReport {
+/// Who the app is, from its own token's claims.
+struct AppIdentity {
+    roles: Vec<String>,
+    principal: String,
+    app_id: String,
+}
+
+async fn app_identity(ctx: &EnrichContext) -> AppIdentity {
     let claims = ctx.graph.token_claims().await.unwrap_or(Value::Null);
-    let roles: Vec<String> = claims["roles"]
+    let roles = claims["roles"]
         .as_array()
         .map(|a| {
             a.iter()
@@ -402,16 +412,42 @@ pub async fn run_doctor(ctx: &EnrichContext, needs: Needs) -> DoctorReport {
                 .collect()
         })
         .unwrap_or_default();
-    let principal = claims["oid"].as_str().unwrap_or("<the app's object id>");
-    let app_id = claims["appid"]
-        .as_str()
-        .or_else(|| claims["azp"].as_str())
-        .unwrap_or("<the app's client id>");
+    let text = |v: &Value, or: &str| v.as_str().unwrap_or(or).to_string();
+    AppIdentity {
+        roles,
+        principal: text(&claims["oid"], "<the app's object id>"),
+        app_id: text(
+            claims.get("appid").unwrap_or(&claims["azp"]),
+            "<the app's client id>",
+        ),
+    }
+}
+
+/// The checks cheap enough for health: the app's permissions (from its token, which the credential
+/// caches) and one read of the Authentication methods policy (Email OTP and its migration state).
+pub async fn cheap_tenant_checks(ctx: &EnrichContext, needs: Needs) -> Vec<Check> {
+    let me = app_identity(ctx).await;
+    cheap_checks_for(ctx, needs, &me).await
+}
+
+async fn cheap_checks_for(ctx: &EnrichContext, needs: Needs, me: &AppIdentity) -> Vec<Check> {
     let policy = ctx
         .graph
         .authentication_methods_policy()
         .await
         .map_err(|e| e.status().unwrap_or(0));
+    vec![
+        permissions_check(&me.roles, needs, &me.principal),
+        email_otp_check(&policy, &me.principal),
+        migration_check(&policy),
+    ]
+}
+
+/// Runs every tenant check. A check whose Graph read fails is `unknown` with the error, never a
+/// made-up pass.
+pub async fn run_doctor(ctx: &EnrichContext, needs: Needs) -> DoctorReport {
+    let me = app_identity(ctx).await;
+    let mut checks = cheap_checks_for(ctx, needs, &me).await;
     let (scope, writeback) = match count_scope(ctx).await {
         Ok(counts) => (scope_check(counts), writeback_check(counts.in_scope_synced)),
         Err(e) => {
@@ -423,15 +459,11 @@ pub async fn run_doctor(ctx: &EnrichContext, needs: Needs) -> DoctorReport {
             )
         }
     };
-    DoctorReport {
-        checks: vec![
-            permissions_check(&roles, needs, principal),
-            email_otp_check(&policy, principal),
-            migration_check(&policy),
-            methods_required_check(),
-            writeback,
-            scope,
-            lcw_resume_check(app_id),
-        ],
-    }
+    checks.extend([
+        methods_required_check(),
+        writeback,
+        scope,
+        lcw_resume_check(&me.app_id),
+    ]);
+    DoctorReport { checks }
 }

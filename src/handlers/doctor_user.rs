@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::audit::{read_run, AuditRecord};
 use super::backfill::load_denied;
-use super::doctor::{target_ids, Check, DoctorReport, EMAIL_OTP_PORTAL};
-use super::enrich::{plan_record, read_user};
+use super::doctor::{email_otp_configuration, target_ids, Check, DoctorReport, EMAIL_OTP_PORTAL};
+use super::enrich::{plan_record, read_user, with_hr_of};
 use super::EnrichContext;
 
 /// What `doctor --user` shows of addresses.
@@ -66,7 +66,17 @@ pub async fn run_doctor_user(
 /// In scope, one match by employeeId, a valid personal email: the engine's own plan.
 async fn match_check(ctx: &EnrichContext, user: &UserRecord) -> Check {
     let id = "scope-and-match";
-    match plan_record(ctx, user).await {
+    let ctx = match with_hr_of(ctx, user).await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            return Check::unknown(
+                id,
+                format!("the HR record could not be read: {e}"),
+                "run doctor again once the HR source answers",
+            )
+        }
+    };
+    match plan_record(&ctx, user).await {
         Ok(d) => match &d.outcome {
             Outcome::Updated { properties } => Check::pass(
                 id,
@@ -186,9 +196,7 @@ async fn email_otp_for_user(ctx: &EnrichContext, user: &UserRecord) -> Check {
             )
         }
     };
-    let email = policy["authenticationMethodConfigurations"]
-        .as_array()
-        .and_then(|all| all.iter().find(|c| c["id"] == "Email"))
+    let email = email_otp_configuration(&policy)
         .cloned()
         .unwrap_or(Value::Null);
     if email["state"] != "enabled" {

@@ -6,6 +6,7 @@
 //! the same user at the same moment write it once: the second finds the claim taken (and leaves the
 //! user, or waits briefly), or reads the first one's write and plans `NoChangeRequired`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use entra_core::{plan_user_among, AddressBook, Decision, Outcome, SourceLookup, UserRecord};
@@ -51,6 +52,8 @@ pub enum EnrichError {
     Malformed,
     #[error("state store (claims): {0}")]
     State(#[from] entra_state::StateError),
+    #[error("reading Workday failed: {0}")]
+    Workday(#[from] entra_workday::WorkdayError),
 }
 
 impl EnrichError {
@@ -59,6 +62,7 @@ impl EnrichError {
         match self {
             EnrichError::Graph(e) => e.is_transient(),
             EnrichError::State(_) => true,
+            EnrichError::Workday(e) => e.is_transient(),
             _ => false,
         }
     }
@@ -102,6 +106,7 @@ pub async fn enrich_claimed(
     if let Some(user) = prefetched {
         // No Graph call here: the duplicate check only ever turns a write into a refusal, and the
         // claimed re-read below makes it.
+        let ctx = &with_hr_of(ctx, &user).await?;
         let preview = plan_with(ctx, &user, false, &AddressBook::new());
         // A plan that may write the email method is made again under the claim, like a PATCH.
         if preview.patch.is_none() && preview.sspr_email.is_none() {
@@ -111,6 +116,7 @@ pub async fn enrich_claimed(
     if ctx.dry_run {
         // Nothing is written, so nothing is claimed.
         let user = read_user(ctx, id).await?;
+        let ctx = &with_hr_of(ctx, &user).await?;
         let decision = plan_record(ctx, &user).await?;
         return Ok(apply_decision(ctx, audit, &user, decision).await);
     }
@@ -125,6 +131,7 @@ pub async fn enrich_claimed(
     };
     let result = async {
         let user = read_user(ctx, id).await?;
+        let ctx = &with_hr_of(ctx, &user).await?;
         // A plan that gives a new alternate email is made (with its Graph checks) under the
         // address's claim; the preview, with no Graph call, tells which plans those are.
         let preview = plan_with(ctx, &user, false, &AddressBook::new());
@@ -212,7 +219,28 @@ async fn claim_key(
     }
 }
 
-/// Plans an already-read user (scope, duplicate check, source lookup, diff) without writing.
+/// `ctx` with the user's HR records read, for a live source (Workday): one read per enrichment,
+/// which every plan of it then uses. Other sources are returned as they are.
+pub async fn with_hr_of(
+    ctx: &EnrichContext,
+    user: &UserRecord,
+) -> Result<EnrichContext, EnrichError> {
+    let HrSource::Workday(workday) = &ctx.hr else {
+        return Ok(ctx.clone());
+    };
+    let mut live = ctx.clone();
+    live.hr = match user.employee_id() {
+        // Out of scope or without an employeeId, a user is never written: Workday is not asked.
+        Some(eid) if ctx.policy.scope.matches(user) => {
+            HrSource::Index(workday.lookup(ctx.state.as_ref(), eid).await?)
+        }
+        _ => HrSource::Index(Arc::new(entra_core::HrIndex::new())),
+    };
+    Ok(live)
+}
+
+/// Plans an already-read user (scope, duplicate check, source lookup, diff) without writing. With a
+/// live source, `ctx` must come from [`with_hr_of`].
 pub async fn plan_record(ctx: &EnrichContext, user: &UserRecord) -> Result<Decision, GraphError> {
     let duplicate_target = if ctx.policy.scope.matches(user) {
         is_duplicate_target(ctx, user).await?
@@ -264,6 +292,12 @@ fn plan_with(
             Some(eid) => index.lookup(eid),
             None => SourceLookup::NotFound,
         },
+        HrSource::Workday(_) => {
+            // Callers read the user's Workday records first (with_hr_of); planning without them
+            // would only ever find nothing, so say so loudly instead of writing nothing quietly.
+            tracing::error!("a Workday plan was made without its Workday read; nothing is written");
+            SourceLookup::NotFound
+        }
         HrSource::File(file) => match user.employee_id().and_then(entra_core::employee_id_key) {
             Some(key) => match file.read(&|k| k == key) {
                 Ok(read) => {

@@ -328,6 +328,11 @@ impl<'a> WatchRun<'a> {
                 match &r.outcome {
                     Outcome::ClaimedElsewhere { .. } => true,
                     Outcome::Failed { transient, .. } => *transient,
+                    // Workday may not list a hire yet (a report refreshed later, a late HR entry):
+                    // kept for the next ticks, as the provisioning connector escrows it.
+                    Outcome::NoMatchingValue => {
+                        matches!(self.ctx.hr, super::context::HrSource::Workday(_))
+                    }
                     _ => false,
                 }
             }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+#[allow(dead_code)]
+pub(crate) mod logs;
 pub(crate) mod vault;
 
 use std::collections::{BTreeMap, HashMap, HashSet};

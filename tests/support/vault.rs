@@ -53,6 +53,7 @@ impl VaultAndAuthority {
             ambient_credential: Some(Arc::new(FakeCredential::with_prefix("ambient-token"))),
             start_retry_floor: floor,
             key_vault_timeout: std::time::Duration::from_secs(2),
+            ..Default::default()
         }
     }
 

@@ -1,5 +1,7 @@
 //! `entra-sandbox`: a local, faithful emulator of the Microsoft Graph v1.0 and Entra ID endpoints that
-//! entra-enrich uses. See the crate README for what it emulates and where it knowingly differs.
+//! entra-enrich uses, of a Workday Report-as-a-Service report ([`workday`]) and of Workday Web Services
+//! ([`wws`]). See the crate README
+//! for what it emulates and where it knowingly differs.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), entra_sandbox::SandboxError> {
@@ -31,9 +33,13 @@ mod state;
 pub mod store;
 pub mod tenant;
 pub mod throttle;
+pub mod workday;
+pub mod wws;
 
 pub use error::SandboxError;
 pub use faults::{FaultAction, FaultRule, FaultTrigger};
 pub use record::{Counters, RecordedRequest};
 pub use server::{Sandbox, SandboxOptions, TenantSource};
 pub use state::ResumeRecord;
+pub use workday::WorkdayOptions;
+pub use wws::WWS_VERSION;

@@ -2,7 +2,7 @@
 //! Starts the sandbox on 127.0.0.1 and prints its endpoints as JSON on stdout.
 
 use clap::Parser;
-use entra_sandbox::{FaultRule, Sandbox, SandboxOptions, TenantSource};
+use entra_sandbox::{FaultRule, Sandbox, SandboxOptions, TenantSource, WorkdayOptions};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,6 +40,12 @@ struct Args {
     /// Do not record request bodies.
     #[arg(long)]
     no_record_bodies: bool,
+    /// Clear extensionAttribute1 of every user: the personal email is then only in Workday.
+    #[arg(long)]
+    personal_email_only_in_workday: bool,
+    /// Number of Workday workers without an Entra account (default: about 5 %).
+    #[arg(long = "workday-extra-workers")]
+    workday_extra_workers: Option<usize>,
 }
 
 #[tokio::main]
@@ -59,6 +65,10 @@ async fn main() -> anyhow::Result<()> {
         app_has_privileged_role: args.privileged_role,
         throttling: !args.no_throttling,
         record_bodies: !args.no_record_bodies,
+        workday: WorkdayOptions {
+            personal_email_only_in_workday: args.personal_email_only_in_workday,
+            extra_workers: args.workday_extra_workers,
+        },
         ..SandboxOptions::default()
     };
     for f in &args.faults {
@@ -75,6 +85,9 @@ async fn main() -> anyhow::Result<()> {
         "tenantId": sb.tenant_id(),
         "managedIdentityAppId": sb.managed_identity_app_id(),
         "users": sb.user_count(),
+        "workdayReportUrl": sb.workday_report_url(),
+        "workdayTokenUrl": sb.workday_token_url(),
+        "workdayWwsUrl": sb.wws_url(),
     });
     println!("{info}");
     tokio::signal::ctrl_c().await?;

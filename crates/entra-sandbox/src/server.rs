@@ -25,6 +25,7 @@ use crate::record::{Counters, RecordedRequest};
 use crate::state::{new_inner, ResumeRecord, State};
 use crate::store::Directory;
 use crate::throttle::Throttle;
+use crate::workday::{Workday, WorkdayOptions};
 
 /// Where the tenant's users come from.
 #[derive(Debug, Clone)]
@@ -65,6 +66,8 @@ pub struct SandboxOptions {
     pub record_bodies: bool,
     /// Status of a second resume of the same task processing result: 400 (default), 409 or 204.
     pub second_resume_status: u16,
+    /// The Workday RaaS report seeded from the tenant ([`crate::workday`]).
+    pub workday: WorkdayOptions,
 }
 
 impl Default for SandboxOptions {
@@ -84,6 +87,7 @@ impl Default for SandboxOptions {
             record_requests: true,
             record_bodies: true,
             second_resume_status: 400,
+            workday: WorkdayOptions::default(),
         }
     }
 }
@@ -165,7 +169,11 @@ fn load_tenant(
 impl Sandbox {
     /// Binds `127.0.0.1:{port}` (0 = any free port) and serves Graph, identity and `/_sandbox` routes.
     pub async fn start(opts: SandboxOptions) -> Result<Sandbox, SandboxError> {
-        let (users, privileged) = load_tenant(&opts.tenant, opts.users, opts.seed)?;
+        let (mut users, privileged) = load_tenant(&opts.tenant, opts.users, opts.seed)?;
+        let workday_rows = crate::workday::seed_rows(&users, opts.seed, &opts.workday);
+        if opts.workday.personal_email_only_in_workday {
+            crate::workday::clear_personal_emails(&mut users);
+        }
         let dir = Directory::new(users, privileged)?;
         let identity =
             Identity::new(opts.identity).map_err(|e| SandboxError::Identity(e.to_string()))?;
@@ -183,6 +191,7 @@ impl Sandbox {
             opts.second_resume_status,
         );
         inner.record_requests = opts.record_requests;
+        inner.workday = Workday::with_rows(workday_rows);
         for k in opts.task_processing_results {
             inner.task_results.entry(k).or_default();
         }
@@ -251,6 +260,33 @@ impl Sandbox {
     pub fn mint_graph_token_with_roles(&self, app_id: &str, roles: &[&str]) -> String {
         let spec = TokenSpec::graph(&self.state.identity, app_id).with_roles(roles.iter().copied());
         self.state.identity.mint(&spec)
+    }
+    /// The Workday RaaS report URL, without `format`:
+    /// `{base}/ccx/service/customreport2/{WORKDAY_TENANT}/{WORKDAY_REPORT_OWNER}/{WORKDAY_REPORT}`.
+    pub fn workday_report_url(&self) -> String {
+        use crate::workday::{WORKDAY_REPORT, WORKDAY_REPORT_OWNER, WORKDAY_TENANT};
+        format!(
+            "{}/ccx/service/customreport2/{WORKDAY_TENANT}/{WORKDAY_REPORT_OWNER}/{WORKDAY_REPORT}",
+            self.state.base_url
+        )
+    }
+    /// The Workday OAuth 2.0 token endpoint: `{base}/ccx/oauth2/{WORKDAY_TENANT}/token`.
+    pub fn workday_token_url(&self) -> String {
+        format!(
+            "{}/ccx/oauth2/{}/token",
+            self.state.base_url,
+            crate::workday::WORKDAY_TENANT
+        )
+    }
+    /// The Workday Web Services (SOAP) endpoint:
+    /// `{base}/ccx/service/{WORKDAY_TENANT}/Human_Resources/{WWS_VERSION}` ([`crate::wws`]).
+    pub fn wws_url(&self) -> String {
+        format!(
+            "{}/ccx/service/{}/Human_Resources/{}",
+            self.state.base_url,
+            crate::workday::WORKDAY_TENANT,
+            crate::wws::WWS_VERSION
+        )
     }
     /// The plain dispatch function, in process (no HTTP); a reset fault yields an empty 502.
     pub fn handle(&self, req: SandboxRequest) -> SandboxResponse {
@@ -397,6 +433,45 @@ impl Sandbox {
         policy: crate::policy::AuthenticationMethodsPolicy,
     ) {
         self.state.lock().auth_methods_policy = policy;
+    }
+    /// The Workday report's rows, in report order (JSON, as `format=json` answers them).
+    pub fn workday_rows(&self) -> Vec<Value> {
+        self.state.lock().workday.rows()
+    }
+    /// Replaces every row of the Workday report.
+    pub fn set_workday_rows(&self, rows: Vec<Value>) {
+        self.state.lock().workday.set_rows(&rows);
+    }
+    /// Replaces the first Workday row with the same `Employee_ID` (trimmed), or appends `row`.
+    pub fn upsert_worker(&self, row: Value) {
+        self.state.lock().workday.upsert(&row);
+    }
+    /// Rotates the Integration System User's password: the old one then gets 401.
+    pub fn set_workday_password(&self, password: &str) {
+        self.state.lock().workday.set_password(password);
+    }
+    /// Test hook: every Workday access token issued so far expires (401 on the report).
+    pub fn expire_workday_tokens(&self) {
+        self.state.lock().workday.expire_tokens();
+    }
+    /// A worker as Workday Web Services show it:
+    /// `{"employeeId", "userName" (or null), "emails": [{"address", "usage" ("WORK"|"HOME"), "primary"}]}`.
+    pub fn worker(&self, employee_id: &str) -> Option<Value> {
+        self.state
+            .lock()
+            .workday
+            .wws_worker(employee_id)
+            .map(|w| w.to_json())
+    }
+    /// Replaces a worker's email addresses: `(address, usage "WORK"|"HOME", primary)`; an unknown
+    /// usage counts as WORK. The report rows' WORK address follows the primary WORK one. `false`
+    /// for an unknown worker.
+    pub fn set_worker_emails(&self, employee_id: &str, emails: Vec<(&str, &str, bool)>) -> bool {
+        crate::wws::set_emails(&mut self.state.lock().workday, employee_id, &emails)
+    }
+    /// Sets (or clears) a worker's Workday user name (`User_ID`); `false` for an unknown worker.
+    pub fn set_worker_user_name(&self, employee_id: &str, user_name: Option<&str>) -> bool {
+        crate::wws::set_user_name(&mut self.state.lock().workday, employee_id, user_name)
     }
     /// Adds a fault rule.
     pub fn set_fault(&self, rule: FaultRule) {

@@ -80,6 +80,8 @@ pub(crate) struct Inner {
     pub email_methods: HashMap<String, String>,
     /// Group id → member user ids (flat).
     pub group_members: HashMap<String, std::collections::HashSet<String>>,
+    /// The Workday RaaS report, the ISU password and issued access tokens.
+    pub workday: crate::workday::Workday,
 }
 
 /// Everything the routes share. `Send + Sync`.
@@ -156,6 +158,9 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Template of a route for counters, e.g. `PATCH /v1.0/users/{id}`.
 pub(crate) fn route_template(method: &Method, path: &str) -> String {
+    if path.starts_with("/ccx/") {
+        return format!("{} {}", method, crate::workday::route_template(path));
+    }
     let segs: Vec<&str> = path.split('/').collect();
     let templ: Vec<String> = segs
         .iter()
@@ -268,8 +273,11 @@ impl State {
         // Faults first: they emulate the network / the service front door.
         let (mut delay, forced) = self.evaluate_faults(&req, &ctx);
         let is_graph = req.path.starts_with("/v1.0/") || req.path.starts_with("/beta/");
+        // Workday RaaS: not Graph (no Graph throttling, headers or error bodies).
+        let is_workday = req.path.starts_with("/ccx/");
         let mut response = match forced {
             Some(f) => self.count_fault(f),
+            None if is_workday => Some(crate::workday::route(self, &req)),
             None if is_graph => match self.identity.verify_request(&req, GRAPH_RESOURCE) {
                 Err(r) => Some(r),
                 Ok(caller) => {
@@ -313,7 +321,11 @@ impl State {
                     status,
                     retry_after,
                 } if forced.is_none() => {
-                    forced = Some(Some(fault_response(status, retry_after, ctx)));
+                    forced = Some(Some(if req.path.starts_with("/ccx/") {
+                        crate::workday::fault_response(status, retry_after)
+                    } else {
+                        fault_response(status, retry_after, ctx)
+                    }));
                 }
                 _ => {}
             }
@@ -431,6 +443,7 @@ pub(crate) fn new_inner(
         auth_methods_policy: Default::default(),
         email_methods: HashMap::new(),
         group_members: HashMap::new(),
+        workday: Default::default(),
     }
 }
 

@@ -111,17 +111,17 @@ fn kind_for(bucket: usize) -> Kind {
     Kind::Hybrid
 }
 
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "Anna", "Ben", "Clara", "David", "Emma", "Felix", "Grace", "Hugo", "Iris", "Jonas", "Katrin",
     "Liam", "Mia", "Noah", "Olivia", "Paul", "Quinn", "Rosa", "Sven", "Tara", "Ugo", "Vera",
     "Will", "Xenia", "Yusuf", "Zoe",
 ];
-const LAST: &[&str] = &[
+pub(crate) const LAST: &[&str] = &[
     "Adams", "Becker", "Costa", "Dubois", "Evans", "Fischer", "Garcia", "Hansen", "Ito", "Jensen",
     "Kowalski", "Lopez", "Muller", "Nguyen", "Olsen", "Patel", "Rossi", "Schmidt", "Tanaka",
     "Weber",
 ];
-const ACCENTED_FIRST: &[&str] = &["José", "Zoë", "Renée", "Björn", "François", "Søren"];
+pub(crate) const ACCENTED_FIRST: &[&str] = &["José", "Zoë", "Renée", "Björn", "François", "Søren"];
 const COUNTRY_CODES: &[&str] = &[
     "DE", "US", "GB", "FR", "NL", "ES", "IT", "JP", "IN", "BR", "CA", "AU", "CH", "SE",
 ];
@@ -143,7 +143,7 @@ const JOBS: &[&str] = &[
     "Technician",
     "Designer",
 ];
-const PERSONAL_DOMAINS: &[&str] = &[
+pub(crate) const PERSONAL_DOMAINS: &[&str] = &[
     "gmail.com",
     "outlook.com",
     "yahoo.com",

@@ -25,7 +25,9 @@ pub struct VaultRequest {
 /// A vault that answers every `*.vault.azure.net` request with one secret body, and hands every
 /// other request (e.g. the Entra token endpoint) to `others`.
 pub struct FakeKeyVault {
-    secret_body: String,
+    secret_body: Mutex<String>,
+    /// Secrets with a value of their own, by name (the rest hold `secret_body`).
+    named: Mutex<std::collections::HashMap<String, String>>,
     down: AtomicBool,
     seen: Mutex<Vec<VaultRequest>>,
     others: Option<Arc<dyn HttpClient>>,
@@ -43,20 +45,29 @@ impl fmt::Debug for FakeKeyVault {
 impl FakeKeyVault {
     /// A vault whose secrets all hold `value` (the body Key Vault's "Get Secret" returns).
     pub fn with_secret(value: &str) -> Self {
-        Self::with_body(
-            &serde_json::json!({
-                "value": value,
-                "id": "https://entra-enrich-test.vault.azure.net/secrets/graph-client-secret/0123456789abcdef",
-                "attributes": {"enabled": true},
-            })
-            .to_string(),
-        )
+        Self::with_body(&secret_body(value))
+    }
+
+    /// Gives the secret `name` a value of its own.
+    pub fn with_named(self, name: &str, value: &str) -> Self {
+        if let Ok(mut named) = self.named.lock() {
+            named.insert(name.to_string(), secret_body(value));
+        }
+        self
+    }
+
+    /// Rotates the secret: from now on every read returns `value`.
+    pub fn set_secret(&self, value: &str) {
+        if let Ok(mut body) = self.secret_body.lock() {
+            *body = secret_body(value);
+        }
     }
 
     /// A vault that answers authorised reads with `body` exactly (e.g. one with no `value`).
     pub fn with_body(body: &str) -> Self {
         FakeKeyVault {
-            secret_body: body.to_string(),
+            secret_body: Mutex::new(body.to_string()),
+            named: Mutex::new(std::collections::HashMap::new()),
             down: AtomicBool::new(false),
             seen: Mutex::new(Vec::new()),
             others: None,
@@ -88,7 +99,7 @@ impl FakeKeyVault {
         Transport::new(self.clone())
     }
 
-    fn answer(&self, authorized: bool) -> AsyncRawResponse {
+    fn answer(&self, authorized: bool, name: &str) -> AsyncRawResponse {
         let mut headers = Headers::new();
         headers.insert("content-type", "application/json");
         if self.is_down() {
@@ -109,8 +120,25 @@ impl FakeKeyVault {
                 r#"{"error":{"code":"Unauthorized","message":"AKV10000: Request is missing a Bearer or PoP token."}}"#,
             );
         }
-        AsyncRawResponse::from_bytes(StatusCode::Ok, headers, self.secret_body.clone())
+        let own = self.named.lock().ok().and_then(|n| n.get(name).cloned());
+        let body = own.unwrap_or_else(|| {
+            self.secret_body
+                .lock()
+                .map(|b| b.clone())
+                .unwrap_or_default()
+        });
+        AsyncRawResponse::from_bytes(StatusCode::Ok, headers, body)
     }
+}
+
+/// The body Key Vault's "Get Secret" returns for a secret holding `value`.
+fn secret_body(value: &str) -> String {
+    serde_json::json!({
+        "value": value,
+        "id": "https://entra-enrich-test.vault.azure.net/secrets/graph-client-secret/0123456789abcdef",
+        "attributes": {"enabled": true},
+    })
+    .to_string()
 }
 
 #[async_trait::async_trait]
@@ -134,7 +162,17 @@ impl HttpClient for FakeKeyVault {
             .headers()
             .get_optional_str(&HeaderName::from_static("authorization"))
             .map(str::to_string);
-        let answer = self.answer(authorization.is_some());
+        // `GET {vault}/secrets/{name}[/{version}]`
+        let name = request
+            .url()
+            .path_segments()
+            .and_then(|mut s| {
+                s.next()?;
+                s.next()
+            })
+            .unwrap_or_default()
+            .to_string();
+        let answer = self.answer(authorization.is_some(), &name);
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(VaultRequest {
                 method: format!("{:?}", request.method()),
