@@ -10,11 +10,11 @@
 //! target is missed, after printing the numbers.
 
 mod support;
-use support::{env_or, vm_hwm_kb};
+use support::{env_or, report_dir, vm_hwm_kb};
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -134,13 +134,6 @@ fn patch_counts(sb: &Sandbox) -> PatchCounts {
 
 fn u(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
-}
-
-fn report_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench-reports")
 }
 
 fn main() {

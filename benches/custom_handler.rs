@@ -22,12 +22,12 @@
 //! 60 ms) would measure the limiter, not the handler.
 
 mod support;
-use support::env_or;
+use support::{env_or, report_dir, stats, stats_json};
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -172,40 +172,6 @@ fn fixture(name: &str) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
 }
 
-struct Stats {
-    n: usize,
-    min: f64,
-    p50: f64,
-    p99: f64,
-    max: f64,
-    mean: f64,
-}
-
-fn stats(samples_ms: &[f64]) -> Stats {
-    let mut v = samples_ms.to_vec();
-    v.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        if v.is_empty() {
-            return f64::NAN;
-        }
-        // Nearest rank.
-        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
-        v[rank.min(v.len()) - 1]
-    };
-    Stats {
-        n: v.len(),
-        min: v.first().copied().unwrap_or(f64::NAN),
-        p50: pct(50.0),
-        p99: pct(99.0),
-        max: v.last().copied().unwrap_or(f64::NAN),
-        mean: if v.is_empty() {
-            f64::NAN
-        } else {
-            v.iter().sum::<f64>() / v.len() as f64
-        },
-    }
-}
-
 fn median(samples: &[f64]) -> f64 {
     let mut v = samples.to_vec();
     v.sort_by(f64::total_cmp);
@@ -214,10 +180,6 @@ fn median(samples: &[f64]) -> f64 {
         n if n % 2 == 1 => v[n / 2],
         n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
     }
-}
-
-fn stats_json(s: &Stats) -> Value {
-    json!({"n": s.n, "minMs": s.min, "p50Ms": s.p50, "p99Ms": s.p99, "maxMs": s.max, "meanMs": s.mean})
 }
 
 fn sandbox_env(sb: &Sandbox, state_dir: &Path) -> Vec<(String, String)> {
@@ -638,13 +600,6 @@ async fn joiner_soak(
         rss_start_kb,
         rss_end_kb,
     }
-}
-
-fn report_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
-    target.join("bench-reports")
 }
 
 fn main() {

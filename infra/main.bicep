@@ -69,6 +69,31 @@ param keyVaultUrl string = ''
 @description('ENRICH_WORKDAY_PASSWORD_SECRET_NAME: the Key Vault secret holding the ISU password.')
 param workdayPasswordSecretName string = ''
 
+@description('ENRICH_WORKDAY_WRITEBACK: off, email, or email,username: lcw-joiner and new-hire-watch write the joiner\'s work email (and username) back to Workday at once.')
+@allowed([
+  'off'
+  'email'
+  'email,username'
+])
+param workdayWriteback string = 'off'
+
+@description('ENRICH_WORKDAY_WWS_URL: https://{host}/ccx/service/{tenant}/Human_Resources/v{NN.N}; required when workdayWriteback is not off.')
+param workdayWwsUrl string = ''
+
+@description('ENRICH_WORKDAY_WRITEBACK_USERNAME: upn, or local-part (the UPN before its @).')
+@allowed([
+  'upn'
+  'local-part'
+])
+param workdayWritebackUsername string = 'upn'
+
+@description('ENRICH_WORKDAY_WRITEBACK_FROM: created (at once) or hire-date (queued until employeeHireDate).')
+@allowed([
+  'created'
+  'hire-date'
+])
+param workdayWritebackFrom string = 'created'
+
 @description('Which users may be touched (ENRICH_SCOPE).')
 param scope string = 'onPremisesSyncEnabled eq true'
 
@@ -395,6 +420,11 @@ var enrichSettings = [
   { name: 'ENRICH_WORKDAY_CLIENT_ID', value: '' }
   { name: 'ENRICH_WORKDAY_CLIENT_SECRET_NAME', value: '' }
   { name: 'ENRICH_WORKDAY_REFRESH_TOKEN_SECRET_NAME', value: '' }
+  { name: 'ENRICH_WORKDAY_WRITEBACK', value: workdayWriteback }
+  { name: 'ENRICH_WORKDAY_WWS_URL', value: workdayWwsUrl }
+  { name: 'ENRICH_WORKDAY_WRITEBACK_EMAIL', value: 'mail' }
+  { name: 'ENRICH_WORKDAY_WRITEBACK_USERNAME', value: workdayWritebackUsername }
+  { name: 'ENRICH_WORKDAY_WRITEBACK_FROM', value: workdayWritebackFrom }
   { name: 'ENRICH_USAGELOCATION_SOURCE', value: usageLocationSource }
   { name: 'ENRICH_OTHERMAILS_MODE', value: otherMailsMode }
   { name: 'ENRICH_SSPR_EMAIL_TARGET', value: ssprEmailTarget }

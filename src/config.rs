@@ -54,9 +54,11 @@ pub const DEFAULT_STATE_DIR: &str = ".entra-enrich";
 
 pub mod setting;
 mod workday;
+mod writeback;
 
 pub use setting::{Setting, SettingDefault, SettingGroup, SETTINGS};
 pub use workday::{SourceSetting, WorkdayAuthSetting, WorkdaySettings};
+pub use writeback::{UserNameForm, WorkEmailFrom, WritebackFrom, WritebackSettings};
 
 /// How the app authenticates to Graph.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -143,6 +145,8 @@ pub struct Config {
     pub health_checks_ttl: Duration,
     /// Where HR values come from (`ENRICH_SOURCE`).
     pub source: SourceSetting,
+    /// Workday writeback (`ENRICH_WORKDAY_WRITEBACK`); `None` when off.
+    pub writeback: Option<WritebackSettings>,
     /// `GRAPH_BASE_URL` is not a documented Graph host, allowed by `ENRICH_ALLOW_CUSTOM_GRAPH_HOST`.
     pub custom_graph_host: bool,
 }
@@ -370,6 +374,7 @@ impl Config {
             "keep it inside the relay's 60 s HTTP action timeout (infra/relay-logicapp.bicep)",
         );
         let source = workday::read_source(&mut r);
+        let writeback = writeback::read_writeback(&mut r);
         let health_checks_ttl = read_seconds(
             &mut r,
             &setting::ENRICH_HEALTH_CHECKS_SECONDS,
@@ -400,6 +405,7 @@ impl Config {
             joiner_deadline,
             health_checks_ttl,
             source,
+            writeback,
             custom_graph_host,
         })
     }

@@ -17,9 +17,6 @@ use futures::StreamExt;
 use serde_json::json;
 use support::*;
 
-const WORKFLOW: &str = "7a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7";
-const TASK: &str = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
-
 fn tenant(users: usize, seed: u64) -> SandboxOptions {
     SandboxOptions {
         users,
@@ -43,21 +40,7 @@ fn tpr_id(n: usize) -> String {
 }
 
 fn callout(h: &Harness, subject: &str, tpr: &str) -> JoinerRequest {
-    h.sandbox.add_task_processing_result(WORKFLOW, TASK, tpr);
-    JoinerRequest {
-        authorization: None,
-        body: Ok(json!({
-            "source": "lifecycleWorkflows",
-            "type": "lifecycleEvent",
-            "data": {
-                "@odata.type": "#microsoft.graph.identityGovernance.customTaskExtensionCalloutData",
-                "subject": {"id": subject},
-                "task": {"id": TASK},
-                "taskProcessingResult": {"id": tpr},
-                "workflow": {"id": WORKFLOW},
-            }
-        })),
-    }
+    lcw_callout(&h.sandbox, subject, tpr)
 }
 
 fn header<'a>(r: &'a JoinerResponse, name: &str) -> Option<&'a str> {

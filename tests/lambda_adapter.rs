@@ -26,8 +26,6 @@ use tokio::process::{Child, Command};
 
 const AUDIENCE: &str = "api://entra-enrich-tests";
 const RELAY_APP_ID: &str = "5b1a7c3e-2f4d-4e6a-9b8c-7d6e5f4a3b2c";
-const WORKFLOW: &str = "7a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7";
-const TASK: &str = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
 /// The emulator's function name when it does not start the function itself.
 const FUNCTION: &str = "_";
 

@@ -88,3 +88,50 @@ pub(crate) fn product_command(
         .env("ENRICH_STATE_DIR", state);
     cmd
 }
+
+/// Latency figures of one series, in ms (nearest-rank percentiles).
+pub(crate) struct Stats {
+    pub n: usize,
+    pub min: f64,
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+pub(crate) fn stats(samples_ms: &[f64]) -> Stats {
+    let mut v = samples_ms.to_vec();
+    v.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if v.is_empty() {
+            return f64::NAN;
+        }
+        // Nearest rank.
+        let rank = ((p / 100.0) * v.len() as f64).ceil().max(1.0) as usize;
+        v[rank.min(v.len()) - 1]
+    };
+    Stats {
+        n: v.len(),
+        min: v.first().copied().unwrap_or(f64::NAN),
+        p50: pct(50.0),
+        p99: pct(99.0),
+        max: v.last().copied().unwrap_or(f64::NAN),
+        mean: if v.is_empty() {
+            f64::NAN
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        },
+    }
+}
+
+pub(crate) fn stats_json(s: &Stats) -> serde_json::Value {
+    serde_json::json!({"n": s.n, "minMs": s.min, "p50Ms": s.p50, "p99Ms": s.p99, "maxMs": s.max, "meanMs": s.mean})
+}
+
+/// Where benches write their JSON reports: `$CARGO_TARGET_DIR/bench-reports`.
+pub(crate) fn report_dir() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    target.join("bench-reports")
+}

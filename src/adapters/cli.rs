@@ -127,6 +127,10 @@ pub struct BackfillArgs {
     /// app the Privileged Authentication Administrator role.
     #[arg(long)]
     pub retry_denied: bool,
+    /// Also write every matched user's work email (and username) back to Workday, as
+    /// ENRICH_WORKDAY_WRITEBACK says; with --dry-run, list what would be written back.
+    #[arg(long)]
+    pub writeback: bool,
 }
 
 #[derive(Debug, Args)]
@@ -324,6 +328,7 @@ async fn backfill(args: BackfillArgs) -> Result<(), CliError> {
         time_budget: None,
         fresh: args.fresh,
         retry_denied: args.retry_denied,
+        writeback: args.writeback,
     };
     let summary = app.backfill(&options, &TerminalProgress::new()).await?;
     let config = app.config();
@@ -367,6 +372,17 @@ fn show_config(config: &Config) -> Result<(), CliError> {
             "  ENRICH_SSPR_OVERWRITE_REGISTERED {}",
             config.sspr_overwrite_registered
         );
+    }
+    match &config.writeback {
+        Some(w) => println!(
+            "  ENRICH_WORKDAY_WRITEBACK    {}{} (from {:?}, email {:?}, username {:?})",
+            if w.email { "email" } else { "" },
+            if w.user_name { ",username" } else { "" },
+            w.from,
+            w.email_from,
+            w.user_name_form
+        ),
+        None => println!("  ENRICH_WORKDAY_WRITEBACK    off"),
     }
     println!("  ENRICH_DRY_RUN              {}", config.dry_run);
     println!(
@@ -433,7 +449,16 @@ pub fn write_report(
     write_private(path, &render_json(&summary.report, show_pii)).map_err(CliError::write(path))?;
     let csv = path.with_extension("csv");
     write_private(&csv, &render_csv(&summary.report, show_pii)).map_err(CliError::write(&csv))?;
+    if let Some(w) = &summary.writeback {
+        let csv = writeback_path(path);
+        write_private(&csv, &render_csv(&w.rows, show_pii)).map_err(CliError::write(&csv))?;
+    }
     Ok(())
+}
+
+/// Where `--writeback` lists what it wrote (or would write) to Workday: beside the report.
+pub fn writeback_path(report: &Path) -> PathBuf {
+    beside(report, "workday-writeback.csv")
 }
 
 /// An audit log as JSON lines, masked on request.
@@ -464,11 +489,16 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Where the HR records that matched no in-scope user are listed: beside the report.
 pub fn unmatched_path(report: &Path) -> PathBuf {
+    beside(report, "unmatched-hr.csv")
+}
+
+/// `<report stem>-<suffix>` in the report's directory.
+fn beside(report: &Path, suffix: &str) -> PathBuf {
     let stem = report
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "report".into());
-    report.with_file_name(format!("{stem}-unmatched-hr.csv"))
+    report.with_file_name(format!("{stem}-{suffix}"))
 }
 
 /// Lists, as CSV, the HR records whose employeeId no in-scope user carries: a second streaming pass
@@ -575,13 +605,32 @@ pub fn print_backfill_summary(summary: &BackfillSummary, report: &Path, config: 
         ),
         None => {}
     }
+    if let Some(w) = &summary.writeback {
+        let verb = if summary.dry_run {
+            "to write"
+        } else {
+            "written"
+        };
+        println!(
+            "  Workday writeback: {} matched user(s) read, {} {verb}, {} already right, {} queued, {} refused, {} busy, {} deferred: {}",
+            w.checked,
+            w.written,
+            w.unchanged,
+            w.queued,
+            w.refused,
+            w.busy,
+            w.deferred,
+            writeback_path(report).display()
+        );
+    }
     if summary.claims.left_to_others > 0 {
         println!(
             "  {} user(s) left to another handler writing them at the same moment (ClaimedElsewhere)",
             summary.claims.left_to_others
         );
     }
-    if !summary.dry_run && summary.writes > 0 {
+    let workday_writes = summary.writeback.as_ref().map_or(0, |w| w.written);
+    if !summary.dry_run && summary.writes + workday_writes > 0 {
         if let crate::config::StateSetting::Directory(d) = &config.state {
             println!(
                 "  audit log: {}",

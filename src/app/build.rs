@@ -197,6 +197,7 @@ pub async fn build_context(
     let state = build_state(config, credential)?;
     let mut ctx = context_from_parts(config, graph, state);
     ctx.hr = super::hr::build_hr_source(config, env, options)?;
+    ctx.writeback = super::hr::build_writeback(config, env, options)?;
     Ok(ctx)
 }
 
@@ -224,6 +225,7 @@ pub fn context_from_parts(
         state,
         dry_run: config.dry_run,
         joiner_deadline: config.joiner_deadline,
+        writeback: None,
     }
 }
 

@@ -1,10 +1,12 @@
 //! Builds the HR source the settings name (`ENRICH_SOURCE`): the directory, a CSV export, or
-//! Workday with its secrets read from Key Vault on first use (cached, read again after a 401).
+//! Workday with its secrets read from Key Vault on first use (cached, read again after a 401); and
+//! the Workday writeback client (`ENRICH_WORKDAY_WRITEBACK`), with the same credentials.
 
 use std::sync::Arc;
 
 use entra_workday::{
     RaasClient, RaasOptions, Secret, SecretFetch, WorkdayAuth, WorkdayError, WorkdayErrorKind,
+    WwsClient,
 };
 
 use super::build::{ambient_credential, AppOptions};
@@ -13,6 +15,7 @@ use crate::config::{
     Config, Env, SecretSource, SourceSetting, WorkdayAuthSetting, WorkdaySettings,
 };
 use crate::handlers::context::HrSource;
+use crate::handlers::writeback::{Writeback, WritebackPolicy};
 use crate::sources::workday::WorkdaySource;
 
 /// The HR source of `config`.
@@ -39,9 +42,62 @@ fn workday(
     env: &Env,
     options: &AppOptions,
 ) -> Result<WorkdaySource, AppError> {
+    let auth = workday_auth(&settings.auth, env, options)?;
+    let client = RaasClient::new(
+        &settings.report_url,
+        Arc::new(auth),
+        settings.fields.clone(),
+        settings.prompt.clone(),
+        workday_http()?,
+        RaasOptions {
+            timeout: options.workday_timeout,
+            idle_timeout: options.workday_timeout,
+        },
+    )
+    .map_err(AppError::from)?;
+    Ok(WorkdaySource::new(client, settings.cache_ttl))
+}
+
+/// The Workday writeback the settings ask for (`ENRICH_WORKDAY_WRITEBACK`), `None` when it is off.
+pub fn build_writeback(
+    config: &Config,
+    env: &Env,
+    options: &AppOptions,
+) -> Result<Option<Arc<Writeback>>, AppError> {
+    let Some(settings) = &config.writeback else {
+        return Ok(None);
+    };
+    let auth = workday_auth(&settings.auth, env, options)?;
+    let client = WwsClient::new(
+        &settings.wws_url,
+        Arc::new(auth),
+        workday_http()?,
+        options.workday_timeout,
+    )
+    .map_err(AppError::from)?;
+    Ok(Some(Arc::new(Writeback::new(
+        client,
+        WritebackPolicy::from(settings),
+    ))))
+}
+
+fn workday_http() -> Result<reqwest::Client, AppError> {
+    reqwest::Client::builder().build().map_err(|e| {
+        AppError::new(
+            ErrorKind::Permanent,
+            format!("the Workday HTTP client: {e}"),
+        )
+    })
+}
+
+fn workday_auth(
+    setting: &WorkdayAuthSetting,
+    env: &Env,
+    options: &AppOptions,
+) -> Result<WorkdayAuth, AppError> {
     let secret =
         |source: &SecretSource, setting: &'static str| secret(source, setting, env, options);
-    let auth = match &settings.auth {
+    Ok(match setting {
         WorkdayAuthSetting::Basic { username, password } => WorkdayAuth::basic(
             username,
             secret(password, "ENRICH_WORKDAY_PASSWORD_SECRET_NAME")?,
@@ -57,26 +113,7 @@ fn workday(
             secret(client_secret, "ENRICH_WORKDAY_CLIENT_SECRET_NAME")?,
             secret(refresh_token, "ENRICH_WORKDAY_REFRESH_TOKEN_SECRET_NAME")?,
         ),
-    };
-    let http = reqwest::Client::builder().build().map_err(|e| {
-        AppError::new(
-            ErrorKind::Permanent,
-            format!("the Workday HTTP client: {e}"),
-        )
-    })?;
-    let client = RaasClient::new(
-        &settings.report_url,
-        Arc::new(auth),
-        settings.fields.clone(),
-        settings.prompt.clone(),
-        http,
-        RaasOptions {
-            timeout: options.workday_timeout,
-            idle_timeout: options.workday_timeout,
-        },
-    )
-    .map_err(AppError::from)?;
-    Ok(WorkdaySource::new(client, settings.cache_ttl))
+    })
 }
 
 /// A plain setting's value now, or a Key Vault secret read when first needed.

@@ -25,7 +25,7 @@ pub use error::{AppError, ErrorKind};
 pub use functions::{
     function_names, http_method, http_routes, job_names, Function, Job, Trigger, FUNCTIONS,
 };
-pub use hr::build_hr_source;
+pub use hr::{build_hr_source, build_writeback};
 pub use readiness::{Readiness, READINESS_WAIT};
 pub use shell::{Health, Platform, Shell};
 
@@ -140,7 +140,17 @@ impl App {
         options: &BackfillOptions,
         progress: &dyn Progress,
     ) -> Result<BackfillSummary, AppError> {
-        Ok(run_backfill(&self.ctx, options, progress).await?)
+        // A backfill writes Workday back only when asked (`--writeback`).
+        let ctx = match (options.writeback, &self.ctx.writeback) {
+            (false, _) => self.ctx.without_writeback(),
+            (true, Some(_)) => self.ctx.clone(),
+            (true, None) => {
+                let message = "--writeback needs ENRICH_WORKDAY_WRITEBACK (email or email,username), ENRICH_WORKDAY_WWS_URL and the integration user's credentials";
+                return Err(AppError::new(ErrorKind::Settings, message)
+                    .with_setting("ENRICH_WORKDAY_WRITEBACK"));
+            }
+        };
+        Ok(run_backfill(&ctx, options, progress).await?)
     }
 
     /// enrich: one user, claimed first; `when_busy` says whether to wait for a handler writing it.
@@ -153,7 +163,9 @@ impl App {
         let run_id = RunId::new();
         let claims = Claims::new(self.ctx.state.clone(), "enrich", run_id.as_str());
         let audit = AuditLog::new(self.ctx.state.clone(), run_id.clone(), "enrich");
-        let result = enrich_user(&self.ctx, &audit, &claims, target, when_busy).await?;
+        // One user by hand is not a joiner: Workday is not written back.
+        let ctx = self.ctx.without_writeback();
+        let result = enrich_user(&ctx, &audit, &claims, target, when_busy).await?;
         Ok((result, run_id))
     }
 

@@ -397,4 +397,34 @@ settings! {
         group: Workday,
         doc: "OAuth: the Key Vault secret holding the refresh token.",
     }
+    ENRICH_WORKDAY_WRITEBACK {
+        default: Text("off"),
+        example: None,
+        group: Workday,
+        doc: "write the joiner's work email (`email`) and username (`email,username`) back to Workday at once, from lcw-joiner and new-hire-watch (a backfill only with `--writeback`); `off` writes nothing to Workday.",
+    }
+    ENRICH_WORKDAY_WWS_URL {
+        default: Unset("– (required with writeback)"),
+        example: None,
+        group: Workday,
+        doc: "Workday Web Services, `https://{host}/ccx/service/{tenant}/Human_Resources/v{NN.N}` (the version is the URL's last part); signs in with a WS-Security UsernameToken for `ENRICH_WORKDAY_USERNAME` and its password.",
+    }
+    ENRICH_WORKDAY_WRITEBACK_EMAIL {
+        default: Text("mail"),
+        example: None,
+        group: Workday,
+        doc: "the work email written back: `mail` (the UPN when `mail` is empty) or `userPrincipalName`; it becomes the worker's primary WORK email, other addresses kept.",
+    }
+    ENRICH_WORKDAY_WRITEBACK_USERNAME {
+        default: Text("upn"),
+        example: None,
+        group: Workday,
+        doc: "the Workday username written back: `upn`, or `local-part` (the UPN before its `@`).",
+    }
+    ENRICH_WORKDAY_WRITEBACK_FROM {
+        default: Text("created"),
+        example: None,
+        group: Workday,
+        doc: "`created` writes back as soon as the account exists; `hire-date` waits (queued in the state store) until the user's `employeeHireDate`.",
+    }
 }

@@ -126,17 +126,25 @@ fn field(r: &mut Reader<'_>, s: &setting::Setting, raw: &str) -> FieldPath {
     })
 }
 
-fn read_auth(r: &mut Reader<'_>) -> WorkdayAuthSetting {
+pub(super) fn read_auth(r: &mut Reader<'_>) -> WorkdayAuthSetting {
     if let Some(token_url) = r.value(&setting::ENRICH_WORKDAY_TOKEN_URL) {
         return read_oauth(r, token_url);
     }
+    read_basic(
+        r,
+        "is required with ENRICH_SOURCE=workday (or set ENRICH_WORKDAY_TOKEN_URL for OAuth).",
+    )
+}
+
+/// The ISU's user name and password; `required` says why when the user name is missing.
+pub(super) fn read_basic(r: &mut Reader<'_>, required: &str) -> WorkdayAuthSetting {
     let username = r
         .value(&setting::ENRICH_WORKDAY_USERNAME)
         .unwrap_or_default();
     if username.is_empty() {
         r.problem(
             setting::ENRICH_WORKDAY_USERNAME.name,
-            "is required with ENRICH_SOURCE=workday (or set ENRICH_WORKDAY_TOKEN_URL for OAuth).",
+            required,
             "set it to the Integration System User, e.g. ISU_Entra_Enrich@tenant.",
         );
     }

@@ -28,6 +28,9 @@ pub struct AuditRecord {
     pub after: Value,
     /// What wrote it: `backfill`, `enrich`, `new-hire-watch`, `lcw-joiner`, `rollback`.
     pub handler: String,
+    /// Where it was written when not in Entra: `workday` (writeback's `workEmail`, `userName`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 impl AuditRecord {
@@ -92,6 +95,11 @@ impl AuditLog {
         &self.run_id
     }
 
+    /// What writes under this log: `lcw-joiner`, `new-hire-watch`, `backfill`, …
+    pub fn handler(&self) -> &'static str {
+        self.handler
+    }
+
     /// Records every property of `patch`, with its before-value read from `before`.
     pub async fn record(&self, before: &UserRecord, patch: &UserPatch) -> Result<(), AuditError> {
         let lines = self.lines(before, patch, &now_rfc3339());
@@ -112,6 +120,30 @@ impl AuditLog {
         before: Option<&str>,
         after: Option<&str>,
     ) -> Result<(), AuditError> {
+        self.record_one(user, None, property, before, after).await
+    }
+
+    /// Records one property written outside Entra (`target`: `workday`).
+    pub async fn record_target(
+        &self,
+        user: &UserRecord,
+        target: &str,
+        property: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), AuditError> {
+        self.record_one(user, Some(target), property, before, after)
+            .await
+    }
+
+    async fn record_one(
+        &self,
+        user: &UserRecord,
+        target: Option<&str>,
+        property: &str,
+        before: Option<&str>,
+        after: Option<&str>,
+    ) -> Result<(), AuditError> {
         let record = AuditRecord {
             time: now_rfc3339(),
             run_id: self.run_id.to_string(),
@@ -121,6 +153,7 @@ impl AuditLog {
             before: before.map_or(Value::Null, |b| Value::String(b.to_string())),
             after: after.map_or(Value::Null, |a| Value::String(a.to_string())),
             handler: self.handler.to_string(),
+            target: target.map(str::to_string),
         };
         let mut line = serde_json::to_vec(&record).unwrap_or_default();
         line.push(b'\n');
@@ -164,6 +197,7 @@ impl AuditLog {
                     .unwrap_or(Value::Null),
                 after: after.get(property).cloned().unwrap_or(Value::Null),
                 handler: self.handler.to_string(),
+                target: None,
             };
             let mut line = serde_json::to_vec(&record).unwrap_or_default();
             line.push(b'\n');

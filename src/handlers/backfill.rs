@@ -30,6 +30,7 @@ use super::claim::{unix_ms, user_claim_key, ClaimGuard, ClaimStats, Claimed, Cla
 use super::context::HrSource;
 use super::email_method::{all_markers, with_method_step, MethodWriter};
 use super::report::{belongs_in_report, ReportRow, Tally};
+use super::writeback::{settles_match, write_back, WritebackStep};
 use super::{EnrichContext, RunId};
 
 /// The state-store key of the backfill checkpoint.
@@ -55,6 +56,9 @@ pub struct BackfillOptions {
     pub fresh: bool,
     /// Try again the users an earlier run was denied (after the app was granted the directory role).
     pub retry_denied: bool,
+    /// Write every matched user's work email and username back to Workday too
+    /// (`ENRICH_WORKDAY_WRITEBACK`); a dry run lists what it would write back.
+    pub writeback: bool,
 }
 
 impl Default for BackfillOptions {
@@ -65,6 +69,7 @@ impl Default for BackfillOptions {
             time_budget: None,
             fresh: false,
             retry_denied: false,
+            writeback: false,
         }
     }
 }
@@ -116,6 +121,9 @@ pub struct BackfillSummary {
     /// What the HR file held, when the source is a file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hr_file: Option<HrFileCounts>,
+    /// What `--writeback` did (or, in a dry run, would do) in Workday.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writeback: Option<WritebackTotals>,
     /// Every user not updated, with the reason.
     #[serde(skip)]
     pub report: Vec<ReportRow>,
@@ -552,6 +560,7 @@ async fn backfill(
         .await?;
     }
     let (listed, in_scope, claims) = (pass.listed, pass.in_scope, pass.pipeline.claims.stats());
+    let writeback = pass.writeback.map(|w| w.totals);
     let totals = pass.totals;
     Ok(BackfillSummary {
         run_id: start.run_id,
@@ -568,6 +577,7 @@ async fn backfill(
         write_ms,
         claims,
         hr_file: population.hr_file,
+        writeback,
         report: totals.report,
         in_scope_ids: Arc::new(population.index),
     })
@@ -718,6 +728,8 @@ struct Reconcile<'a> {
     in_scope: u64,
     /// Writes started, against `options.limit`.
     issued: usize,
+    /// The Workday writebacks in flight, when the run writes back.
+    writeback: Option<WritebackPass>,
 }
 
 impl<'a> Reconcile<'a> {
@@ -743,6 +755,7 @@ impl<'a> Reconcile<'a> {
             listed: 0,
             in_scope: 0,
             issued: 0,
+            writeback: WritebackPass::new(ctx, start),
         }
     }
 
@@ -751,7 +764,8 @@ impl<'a> Reconcile<'a> {
         if self.ctx.policy.sspr_target.writes_method() {
             self.markers = all_markers(self.ctx.state.as_ref()).await?;
         }
-        let select = self.ctx.select();
+        // With `--writeback`, what the writeback reads too (the hire date).
+        let select = self.ctx.user_select();
         let select_refs: Vec<&str> = select.iter().map(String::as_str).collect();
         // No server-side prefilter: out-of-scope users are read too, so the report names them.
         let mut pager = self.ctx.graph.list_users(None, &select_refs, 999);
@@ -772,6 +786,9 @@ impl<'a> Reconcile<'a> {
         self.pipeline
             .drain(&mut self.totals, &mut self.denied)
             .await;
+        if let Some(w) = &mut self.writeback {
+            w.drain().await;
+        }
         Ok(())
     }
 
@@ -784,6 +801,12 @@ impl<'a> Reconcile<'a> {
         }
         self.in_scope += 1;
         let (decision, personal_email) = self.plan(&user);
+        if let Some(w) = &mut self.writeback {
+            if settles_match(&decision.outcome) {
+                let past = self.deadline.is_some_and(|d| Instant::now() >= d);
+                w.push(&user, past).await;
+            }
+        }
         // The email method needs a look unless its marker says it holds the address already.
         let marker = self.markers.get(user.id()).cloned();
         let method = decision
@@ -1042,5 +1065,107 @@ async fn put(
         Ok(e) => Ok(e),
         Err(entra_state::StateError::Conflict { .. }) => Err(BackfillError::Conflict),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// What `backfill --writeback` did in Workday.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WritebackTotals {
+    /// Matched users whose Workday values were read.
+    pub checked: u64,
+    /// Users written (in a dry run: to be written).
+    pub written: u64,
+    /// Users Workday holds right already.
+    pub unchanged: u64,
+    /// Users queued for new-hire-watch (a transient failure, a hire date ahead).
+    pub queued: u64,
+    /// Users Workday refused for good (a validation fault), or with no valid value.
+    pub refused: u64,
+    /// Users another handler was writing back at the same moment.
+    pub busy: u64,
+    /// Users not reached before the time budget.
+    pub deferred: u64,
+    /// One row per user not left unchanged: what was (or would be) written, or why not.
+    #[serde(skip)]
+    pub rows: Vec<ReportRow>,
+}
+
+/// Workday writes of users Workday can answer a few at a time.
+const WRITEBACK_CONCURRENCY: usize = 4;
+
+type WritebackDone = (ReportRow, WritebackStep);
+
+/// The run's Workday writebacks, a few in flight while the listing goes on.
+struct WritebackPass {
+    ctx: EnrichContext,
+    audit: AuditLog,
+    claims: Claims,
+    in_flight: futures::stream::FuturesUnordered<
+        std::pin::Pin<Box<dyn std::future::Future<Output = WritebackDone> + Send>>,
+    >,
+    totals: WritebackTotals,
+}
+
+impl WritebackPass {
+    fn new(ctx: &EnrichContext, start: &RunStart) -> Option<Self> {
+        ctx.writeback.as_ref()?;
+        Some(WritebackPass {
+            ctx: ctx.clone(),
+            audit: AuditLog::new(ctx.state.clone(), start.run_id.clone(), "backfill"),
+            claims: Claims::new(ctx.state.clone(), "backfill", start.run_id.as_str()),
+            in_flight: futures::stream::FuturesUnordered::new(),
+            totals: WritebackTotals::default(),
+        })
+    }
+
+    /// Starts `user`'s writeback (or counts it deferred, `past` the deadline).
+    async fn push(&mut self, user: &UserRecord, past: bool) {
+        if past {
+            self.totals.deferred += 1;
+            return;
+        }
+        while self.in_flight.len() >= WRITEBACK_CONCURRENCY {
+            self.collect_one().await;
+        }
+        let (ctx, audit, claims) = (self.ctx.clone(), self.audit.clone(), self.claims.clone());
+        let user = user.clone();
+        self.in_flight.push(Box::pin(async move {
+            let step = match ctx.writeback.as_deref() {
+                Some(w) => write_back(&ctx, w, &audit, &claims, &user).await,
+                None => WritebackStep::Unchanged,
+            };
+            let row = ReportRow::from_result(
+                &UserResult::without_write(&user, Outcome::Unchanged, Vec::new()),
+                None,
+            );
+            (row, step)
+        }));
+    }
+
+    async fn collect_one(&mut self) {
+        let Some((mut row, step)) = self.in_flight.next().await else {
+            return;
+        };
+        let t = &mut self.totals;
+        t.checked += 1;
+        match &step {
+            WritebackStep::Unchanged => t.unchanged += 1,
+            WritebackStep::Written(_) | WritebackStep::WouldWrite(_) => t.written += 1,
+            WritebackStep::Waiting { .. } | WritebackStep::Queued { .. } => t.queued += 1,
+            WritebackStep::Refused { .. } => t.refused += 1,
+            WritebackStep::Busy(_) => t.busy += 1,
+        }
+        if step != WritebackStep::Unchanged {
+            row.outcome = step.code().to_string();
+            row.detail = step.describe();
+            t.rows.push(row);
+        }
+    }
+
+    async fn drain(&mut self) {
+        while !self.in_flight.is_empty() {
+            self.collect_one().await;
+        }
     }
 }

@@ -57,10 +57,31 @@ pub struct EnrichContext {
     pub dry_run: bool,
     /// lcw-joiner answers within this (`ENRICH_JOINER_DEADLINE_SECONDS`).
     pub joiner_deadline: std::time::Duration,
+    /// Workday writeback, for the handlers that write back (joiners; a backfill with
+    /// `--writeback`). `None`: nothing is written to Workday.
+    pub writeback: Option<Arc<super::writeback::Writeback>>,
 }
 
 impl EnrichContext {
-    /// The `$select` list: base properties, plus what the scope and the sources read.
+    /// The same context, writing nothing back to Workday.
+    pub fn without_writeback(&self) -> Self {
+        EnrichContext {
+            writeback: None,
+            ..self.clone()
+        }
+    }
+
+    /// The `$select` of a user read by id: [`Self::select`], plus what the writeback reads.
+    pub fn user_select(&self) -> Vec<String> {
+        let mut out = self.select();
+        if let Some(w) = &self.writeback {
+            out.extend(w.select().iter().map(|p| p.to_string()));
+        }
+        out
+    }
+
+    /// The `$select` list (delta pages, listings): base properties, plus what the scope and the
+    /// sources read.
     pub fn select(&self) -> Vec<String> {
         let mut out: Vec<String> = BASE_SELECT.iter().map(|s| s.to_string()).collect();
         let extra = self

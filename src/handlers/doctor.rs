@@ -465,5 +465,37 @@ pub async fn run_doctor(ctx: &EnrichContext, needs: Needs) -> DoctorReport {
         scope,
         lcw_resume_check(&me.app_id),
     ]);
+    if let Some(w) = &ctx.writeback {
+        checks.push(workday_writeback_check(w).await);
+    }
     DoctorReport { checks }
+}
+
+/// The `Employee_ID` doctor asks Workday Web Services for: no worker has it, so a validation fault
+/// ("Invalid ID value") proves the endpoint answers and the integration user is accepted.
+const PROBE_EMPLOYEE_ID: &str = "entra-enrich-doctor-probe";
+
+/// Workday writeback (`ENRICH_WORKDAY_WRITEBACK`): do Workday Web Services answer, and take the
+/// integration user's credentials?
+pub async fn workday_writeback_check(writeback: &super::writeback::Writeback) -> Check {
+    use entra_workday::WorkdayErrorKind as Kind;
+    const ID: &str = "workday-writeback";
+    match writeback.client().worker(PROBE_EMPLOYEE_ID).await {
+        Ok(_) | Err(entra_workday::WorkdayError { kind: Kind::Refused, status: Some(500), .. }) => {
+            Check::pass(ID, "Workday Web Services answer Get_Workers and accept the integration user")
+        }
+        Err(e) if e.kind == Kind::Transient => Check::unknown(
+            ID,
+            format!("Workday Web Services did not answer: {e}"),
+            "run doctor again; queued writebacks wait in writeback/queue/ meanwhile",
+        ),
+        Err(e) => Check::fail(
+            ID,
+            e.to_string(),
+            match e.setting {
+                Some(setting) => format!("check {setting} (README › Workday writeback)"),
+                None => "check ENRICH_WORKDAY_WWS_URL and the integration user (README › Workday writeback)".into(),
+            },
+        ),
+    }
 }

@@ -16,6 +16,7 @@ use super::apply::{apply_decision, UserResult};
 use super::audit::AuditLog;
 use super::claim::{address_claim_key, user_claim_key, ClaimGuard, Claimed, Claims};
 use super::context::HrSource;
+use super::writeback::with_writeback;
 use super::EnrichContext;
 
 /// How long a handler waits for another one writing the same new alternate email to another user.
@@ -108,8 +109,9 @@ pub async fn enrich_claimed(
         // claimed re-read below makes it.
         let ctx = &with_hr_of(ctx, &user).await?;
         let preview = plan_with(ctx, &user, false, &AddressBook::new());
-        // A plan that may write the email method is made again under the claim, like a PATCH.
-        if preview.patch.is_none() && preview.sspr_email.is_none() {
+        // A plan that may write the email method is made again under the claim, like a PATCH; so
+        // is a writeback, which needs the whole user (a delta record may be partial).
+        if preview.patch.is_none() && preview.sspr_email.is_none() && ctx.writeback.is_none() {
             return Ok(apply_decision(ctx, audit, &user, preview).await);
         }
     }
@@ -118,7 +120,8 @@ pub async fn enrich_claimed(
         let user = read_user(ctx, id).await?;
         let ctx = &with_hr_of(ctx, &user).await?;
         let decision = plan_record(ctx, &user).await?;
-        return Ok(apply_decision(ctx, audit, &user, decision).await);
+        let result = apply_decision(ctx, audit, &user, decision).await;
+        return Ok(with_writeback(ctx, audit, claims, &user, result).await);
     }
     let guard = match claim_user(claims, id, when_busy).await? {
         Ok(guard) => guard,
@@ -135,19 +138,22 @@ pub async fn enrich_claimed(
         // A plan that gives a new alternate email is made (with its Graph checks) under the
         // address's claim; the preview, with no Graph call, tells which plans those are.
         let preview = plan_with(ctx, &user, false, &AddressBook::new());
-        match new_alternate_email(&preview, &user) {
+        let result = match new_alternate_email(&preview, &user) {
             Some(address) => {
-                write_address_claimed(ctx, audit, claims, &user, &address, when_busy).await
+                write_address_claimed(ctx, audit, claims, &user, &address, when_busy).await?
             }
             None => {
                 let decision = plan_record(ctx, &user).await?;
-                Ok(apply_decision(ctx, audit, &user, decision).await)
+                apply_decision(ctx, audit, &user, decision).await
             }
-        }
+        };
+        Ok::<_, EnrichError>((result, user))
     }
     .await;
     guard.release().await;
-    result
+    // Workday has a claim of its own: the user's is not held while Workday answers.
+    let (result, user) = result?;
+    Ok(with_writeback(ctx, audit, claims, &user, result).await)
 }
 
 /// Writes a user whose plan gives a new alternate email under the address's claim too, planned again
@@ -325,7 +331,7 @@ async fn resolve(ctx: &EnrichContext, target: &UserRef) -> Result<Resolved, Enri
     match target {
         UserRef::Id(id) => Ok(Resolved::User(read_user(ctx, id).await?)),
         UserRef::EmployeeId(eid) => {
-            let select = ctx.select();
+            let select = ctx.user_select();
             let select: Vec<&str> = select.iter().map(String::as_str).collect();
             let matches = ctx.graph.find_users_by_employee_id(eid, &select).await?;
             let mut users: Vec<UserRecord> = matches
@@ -355,7 +361,7 @@ async fn resolve(ctx: &EnrichContext, target: &UserRef) -> Result<Resolved, Enri
 }
 
 pub async fn read_user(ctx: &EnrichContext, id: &str) -> Result<UserRecord, EnrichError> {
-    let select = ctx.select();
+    let select = ctx.user_select();
     let select: Vec<&str> = select.iter().map(String::as_str).collect();
     let json = ctx
         .graph

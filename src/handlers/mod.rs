@@ -6,6 +6,7 @@
 //! - [`watch`]: new-hire-watch, Graph `users/delta` → enrich what changed.
 //! - [`lcw_joiner`]: a Lifecycle Workflows custom task extension callout → enrich → resume.
 //! - [`rollback`]: restore the before-values of one run.
+//! - [`writeback`]: a joiner's work email and username back to Workday, queued when Workday is down.
 //! - [`claim`]: one writer per user (and per callout), whichever handler and instance gets there first.
 
 pub mod apply;
@@ -21,5 +22,6 @@ pub mod lcw_joiner;
 pub mod report;
 pub mod rollback;
 pub mod watch;
+pub mod writeback;
 
 pub use context::{EnrichContext, RunId};

@@ -15,6 +15,7 @@ use super::audit::{read_run, AuditError, AuditLog, AuditRecord};
 use super::claim::Claims;
 use super::email_method::{forget_marker, AUTHENTICATION_EMAIL};
 use super::enrich::{claim_user, WhenBusy};
+use super::writeback;
 use super::{EnrichContext, RunId};
 
 /// What happened to one user of the rolled-back run.
@@ -58,16 +59,22 @@ const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 type MethodWrites = BTreeMap<String, (Option<String>, Option<String>)>;
 
 /// Groups a run's records per user into before/after values (first before, last after), the user
-/// properties apart from the email methods.
+/// properties apart from the email methods and the Workday writes.
 fn per_user(
     records: Vec<AuditRecord>,
 ) -> (
     BTreeMap<String, (RecordedValues, RecordedValues)>,
     MethodWrites,
+    WorkdayWrites,
 ) {
     let mut out: BTreeMap<String, (RecordedValues, RecordedValues)> = BTreeMap::new();
     let mut methods = MethodWrites::new();
+    let mut workday = WorkdayWrites::new();
     for r in records {
+        if r.target.as_deref() == Some(writeback::TARGET) {
+            workday_write(&mut workday, &r);
+            continue;
+        }
         if r.property == AUTHENTICATION_EMAIL {
             let text = |v: &Value| v.as_str().map(str::to_string);
             let entry = methods
@@ -96,7 +103,7 @@ fn per_user(
             ),
         }
     }
-    (out, methods)
+    (out, methods, workday)
 }
 
 fn strings(v: &Value) -> Vec<String> {
@@ -246,11 +253,15 @@ pub async fn run_rollback(
     if records.is_empty() {
         return Err(RollbackError::EmptyRun(run.clone()));
     }
-    let (users, methods) = per_user(records);
+    let (users, methods, workday) = per_user(records);
     let own_run = RunId::new();
     let audit = AuditLog::new(ctx.state.clone(), own_run.clone(), "rollback");
     let claims = Claims::new(ctx.state.clone(), "rollback", own_run.as_str());
-    let ids: BTreeSet<&String> = users.keys().chain(methods.keys()).collect();
+    let ids: BTreeSet<&String> = users
+        .keys()
+        .chain(methods.keys())
+        .chain(workday.keys())
+        .collect();
     let mut lines = Vec::with_capacity(ids.len());
     for user_id in ids {
         let properties = match users.get(user_id) {
@@ -266,7 +277,11 @@ pub async fn run_rollback(
             }
             None => None,
         };
-        lines.extend(merge_lines(properties, method));
+        let workday = match workday.get(user_id) {
+            Some(writes) => Some(rollback_workday(ctx, &audit, &claims, user_id, writes).await),
+            None => None,
+        };
+        lines.extend(merge_lines(merge_lines(properties, method), workday));
     }
     let restored = lines.iter().filter(|l| l.result == "restored").count();
     let refused = lines.iter().filter(|l| l.result == "refused").count();
@@ -284,8 +299,9 @@ pub async fn run_rollback(
 /// One line per user: the properties' and the email method's results together, the worse result
 /// winning (a refusal over a failure over a restore).
 fn merge_lines(a: Option<RollbackLine>, b: Option<RollbackLine>) -> Option<RollbackLine> {
-    const RANK: [&str; 9] = [
+    const RANK: [&str; 10] = [
         "refused",
+        "unrestorable",
         "busy",
         "denied",
         "failed",
@@ -413,4 +429,178 @@ async fn rollback_method(
         tracing::warn!(user_id = %user_id, error = %e, "the method marker could not be removed");
     }
     line
+}
+
+/// A run's Workday writes per user: the employeeId, and per property (first before, last after).
+type WorkdayWrites = BTreeMap<String, WorkdayWrite>;
+
+#[derive(Debug, Default)]
+struct WorkdayWrite {
+    employee_id: String,
+    work_email: Option<(Option<String>, Option<String>)>,
+    user_name: Option<(Option<String>, Option<String>)>,
+}
+
+fn workday_write(writes: &mut WorkdayWrites, r: &AuditRecord) {
+    let text = |v: &Value| v.as_str().map(str::to_string);
+    let entry = writes.entry(r.user_id.clone()).or_default();
+    if let Some(eid) = &r.employee_id {
+        entry.employee_id = eid.clone();
+    }
+    let slot = match r.property.as_str() {
+        writeback::WORK_EMAIL => &mut entry.work_email,
+        writeback::USER_NAME => &mut entry.user_name,
+        other => {
+            tracing::warn!(
+                property = other,
+                "a Workday audit record for a property entra-enrich never writes; ignored"
+            );
+            return;
+        }
+    };
+    let first_before = slot.take().map_or_else(|| text(&r.before), |(b, _)| b);
+    *slot = Some((first_before, text(&r.after)));
+}
+
+/// Restores the Workday values a run wrote for one user, under its writeback claim: each one that
+/// still holds the run's value gets its before-value back. One Workday had no value for before
+/// (a first work email, a first username) cannot be removed by these operations: it is reported
+/// `unrestorable`, and left as the run wrote it.
+async fn rollback_workday(
+    ctx: &EnrichContext,
+    audit: &AuditLog,
+    claims: &Claims,
+    user_id: &str,
+    writes: &WorkdayWrite,
+) -> RollbackLine {
+    let Some(writeback) = ctx.writeback.as_deref() else {
+        return method_line(
+            user_id,
+            "failed",
+            "the run wrote Workday, and ENRICH_WORKDAY_WRITEBACK is off here: set it (with ENRICH_WORKDAY_WWS_URL and the integration user) and run the rollback again".into(),
+        );
+    };
+    if ctx.dry_run {
+        return restore_workday(ctx, writeback, audit, user_id, writes).await;
+    }
+    let key = writeback::writeback_claim_key(user_id);
+    match claims.acquire(&key, None).await {
+        Ok(super::claim::Claimed::Held(guard)) => {
+            let line = restore_workday(ctx, writeback, audit, user_id, writes).await;
+            guard.release().await;
+            line
+        }
+        Ok(
+            super::claim::Claimed::Busy { handler, .. } | super::claim::Claimed::Stale { handler },
+        ) => method_line(
+            user_id,
+            "busy",
+            format!(
+                "{handler} is writing this user back to Workday right now; run the rollback again"
+            ),
+        ),
+        Err(e) => method_line(user_id, "failed", e.to_string()),
+    }
+}
+
+async fn restore_workday(
+    ctx: &EnrichContext,
+    writeback: &writeback::Writeback,
+    audit: &AuditLog,
+    user_id: &str,
+    writes: &WorkdayWrite,
+) -> RollbackLine {
+    let client = writeback.client();
+    let eid = writes.employee_id.as_str();
+    let current = match client.worker(eid).await {
+        Ok(c) => c,
+        Err(e) => return method_line(user_id, "failed", e.to_string()),
+    };
+    let same = |x: Option<&str>, y: Option<&str>| match (x, y) {
+        (Some(x), Some(y)) => x.trim().eq_ignore_ascii_case(y.trim()),
+        (x, y) => x.is_none() && y.is_none(),
+    };
+    let mut line = method_line(user_id, "already-restored", String::new());
+    let mut notes = Vec::new();
+    let mut worst = "already-restored";
+    let fields = [
+        (
+            writeback::WORK_EMAIL,
+            &writes.work_email,
+            current.work_email(),
+        ),
+        (
+            writeback::USER_NAME,
+            &writes.user_name,
+            current.user_name.as_deref(),
+        ),
+    ];
+    let user = UserRecord::from_json(serde_json::json!({"id": user_id, "employeeId": eid})).ok();
+    for (property, write, now) in fields {
+        let Some((before, after)) = write else {
+            continue;
+        };
+        let name = format!("workday.{property}");
+        let result = if same(now, before.as_deref()) {
+            "already-restored"
+        } else if !same(now, after.as_deref()) {
+            notes.push(format!(
+                "{name} changed in Workday since the run wrote it; left as it is"
+            ));
+            "refused"
+        } else if let Some(before) = before {
+            line.properties.push(name.clone());
+            if ctx.dry_run {
+                "would-restore"
+            } else {
+                let put = match property {
+                    writeback::WORK_EMAIL => {
+                        client
+                            .set_work_email(eid, before, &writeback::today())
+                            .await
+                    }
+                    _ => client.set_user_name(eid, before).await,
+                };
+                match put {
+                    Ok(()) => {
+                        if let Some(user) = &user {
+                            let recorded = audit
+                                .record_target(
+                                    user,
+                                    writeback::TARGET,
+                                    property,
+                                    after.as_deref(),
+                                    Some(before),
+                                )
+                                .await;
+                            if let Err(e) = recorded {
+                                tracing::error!(error = %e, "Workday restored but its audit record could not be stored");
+                            }
+                        }
+                        "restored"
+                    }
+                    Err(e) => {
+                        notes.push(format!("{name}: {e}"));
+                        "failed"
+                    }
+                }
+            }
+        } else {
+            notes.push(format!("{name} was empty in Workday before the run; these operations cannot empty it again: left as the run wrote it"));
+            "unrestorable"
+        };
+        worst = worse(worst, result);
+    }
+    line.result = worst;
+    line.detail = (!notes.is_empty()).then(|| entra_core::pii::mask_emails_in(&notes.join("; ")));
+    line
+}
+
+/// The worse of two results of one user's properties.
+fn worse(a: &'static str, b: &'static str) -> &'static str {
+    let merged = merge_lines(
+        Some(method_line("", a, String::new())),
+        Some(method_line("", b, String::new())),
+    );
+    merged.map_or(a, |l| l.result)
 }

@@ -29,6 +29,7 @@ use super::audit::{now_rfc3339, AuditLog};
 use super::claim::{ClaimStats, Claims};
 use super::enrich::{enrich_claimed, EnrichError, WhenBusy};
 use super::report::Tally;
+use super::writeback::{run_queue, QueueSummary};
 use super::{EnrichContext, RunId};
 
 /// The state-store key of the watch cursor.
@@ -81,6 +82,9 @@ pub struct WatchSummary {
     pub outcomes: Tally,
     /// Claims taken, and users left to another handler writing them at the same moment.
     pub claims: ClaimStats,
+    /// The Workday writebacks queued earlier (a Workday outage, a hire date) and tried again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub writeback_queue: Option<QueueSummary>,
 }
 
 /// Watch failures that stop the invocation; the cursor is left where it was.
@@ -165,9 +169,13 @@ async fn watch_round(
             (DeltaCursor::Latest { select }, Vec::new())
         }
     };
-    // The delta comes first: carried users get half the budget at most.
+    // The delta comes first: carried users and queued writebacks get half the budget at most.
     run.retry_earlier(&mut retry, started + time_budget / 2)
         .await;
+    if ctx.writeback.is_some() {
+        let queue = run_queue(ctx, &run.audit, &run.claims, started + time_budget / 2).await?;
+        run.summary.writeback_queue = Some(queue);
+    }
 
     loop {
         let page = run.next_page(&mut cursor).await?;

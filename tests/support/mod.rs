@@ -254,3 +254,30 @@ pub(crate) fn cli_command(sandbox: &Sandbox, state_dir: &std::path::Path) -> std
         .stderr(std::process::Stdio::piped());
     cmd
 }
+
+/// The Lifecycle Workflows ids the callouts of the tests name.
+pub(crate) const WORKFLOW: &str = "7a1f2c3d-4b5e-4f60-8a71-92b3c4d5e6f7";
+pub(crate) const TASK: &str = "1c2d3e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f";
+
+/// A joiner callout for `subject`, as the relay forwards it; the sandbox expects its resume.
+pub(crate) fn lcw_callout(
+    sandbox: &Sandbox,
+    subject: &str,
+    tpr: &str,
+) -> entra_enrich::handlers::lcw_joiner::JoinerRequest {
+    sandbox.add_task_processing_result(WORKFLOW, TASK, tpr);
+    entra_enrich::handlers::lcw_joiner::JoinerRequest {
+        authorization: None,
+        body: Ok(serde_json::json!({
+            "source": "lifecycleWorkflows",
+            "type": "lifecycleEvent",
+            "data": {
+                "@odata.type": "#microsoft.graph.identityGovernance.customTaskExtensionCalloutData",
+                "subject": {"id": subject},
+                "task": {"id": TASK},
+                "taskProcessingResult": {"id": tpr},
+                "workflow": {"id": WORKFLOW},
+            }
+        })),
+    }
+}
