@@ -69,6 +69,8 @@ pub struct WatchSummary {
     pub reset: bool,
     pub pages: u64,
     pub changed_users: u64,
+    /// Changed users whose delta record lacked a property the decision needs, read whole first.
+    pub read_whole: u64,
     pub users_in_scope: u64,
     pub writes: u64,
     /// False when the time budget ended the invocation mid-round (the next one resumes).
@@ -292,6 +294,7 @@ impl<'a> WatchRun<'a> {
             .filter_map(|u| UserRecord::from_json(u).ok())
             .collect();
         self.summary.changed_users += users.len() as u64;
+        let users = self.whole(users, retry).await;
         let work: Vec<(String, Option<UserRecord>)> = users
             .into_iter()
             .filter(|u| self.ctx.policy.scope.matches(u))
@@ -305,6 +308,48 @@ impl<'a> WatchRun<'a> {
                 retry.push(RetryUser { id, attempts: 0 });
             }
         }
+    }
+
+    /// The users of a page with every property the decision needs. Graph gives an updated user as
+    /// "their id with at least the properties that have been updated"
+    /// (<https://learn.microsoft.com/graph/delta-query-overview#resource-representation-in-the-delta-query-response>):
+    /// a record without its scope, source or current values would look out of scope, or unchanged.
+    /// Those are read whole, 20 to a `$batch`; a read that fails transiently joins `retry`.
+    async fn whole(
+        &mut self,
+        users: Vec<UserRecord>,
+        retry: &mut Vec<RetryUser>,
+    ) -> Vec<UserRecord> {
+        let needed = self.ctx.select();
+        let (mut whole, partial): (Vec<UserRecord>, Vec<UserRecord>) = users
+            .into_iter()
+            .partition(|u| needed.iter().all(|p| u.as_json().contains_key(p.as_str())));
+        if partial.is_empty() {
+            return whole;
+        }
+        let ids: Vec<String> = partial.iter().map(|u| u.id().to_string()).collect();
+        self.summary.read_whole += ids.len() as u64;
+        let select: Vec<&str> = needed.iter().map(String::as_str).collect();
+        let answers = self.ctx.graph.get_users_batch(&ids, &select).await;
+        for (id, answer) in ids.into_iter().zip(answers) {
+            match answer.map(|j| j.map(UserRecord::from_json)) {
+                Ok(Some(Ok(user))) => whole.push(user),
+                // Deleted since (its removal comes in a later round), or no id: nothing to do.
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(user_id = %id, error = %e, "a changed user could not be read whole; tried again next tick");
+                    self.summary.outcomes.add(&Outcome::Failed {
+                        reason: e.to_string(),
+                        transient: e.is_transient(),
+                    });
+                    if e.is_transient() {
+                        retry.retain(|r| r.id != id);
+                        retry.push(RetryUser { id, attempts: 0 });
+                    }
+                }
+            }
+        }
+        whole
     }
 
     /// Each user is claimed before its write and re-read under the claim, so lcw-joiner, a backfill

@@ -836,6 +836,105 @@ impl GraphClient {
             .collect()
     }
 
+    /// `GET /users/{id}?$select=…` for each of `ids`, 20 to a `$batch` (reads: no write-limiter
+    /// slot). Graph may answer a batch's items in any order (json-batching): each is matched by its
+    /// id. An item answered 429 or 5xx, or missing from the answer, is read again on its own
+    /// ([`Self::get_user`], with its retries). `Ok(None)`: no such user.
+    pub async fn get_users_batch(
+        &self,
+        ids: &[String],
+        select: &[&str],
+    ) -> Vec<Result<Option<Value>, GraphError>> {
+        let op = "GET /users/{id} (in $batch)";
+        let mut out: Vec<Option<Result<Option<Value>, GraphError>>> = vec![None; ids.len()];
+        let prepared = select_value(select, op)
+            .and_then(|sel| self.url("/v1.0/$batch", BATCH_OP).map(|url| (sel, url)));
+        let (sel, batch_url) = match prepared {
+            Ok(p) => p,
+            Err(e) => return ids.iter().map(|_| Err(e.clone())).collect(),
+        };
+        for (chunk_no, chunk) in ids.chunks(MAX_BATCH_SIZE).enumerate() {
+            let offset = chunk_no * MAX_BATCH_SIZE;
+            let mut requests = Vec::new();
+            for (i, id) in chunk.iter().enumerate() {
+                match user_path(id, op) {
+                    Ok(path) => requests.push(json!({
+                        "id": (i + 1).to_string(),
+                        "method": "GET",
+                        "url": format!("{path}?{}", query(&[("$select", &sel)])),
+                    })),
+                    Err(e) => out[offset + i] = Some(Err(e)),
+                }
+            }
+            let responses = if requests.is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.send_read_batch(requests, &batch_url).await
+            };
+            for (i, id) in chunk.iter().enumerate() {
+                if out[offset + i].is_some() {
+                    continue;
+                }
+                let answer = match &responses {
+                    Ok(r) => r.iter().find(|r| {
+                        r.get("id").and_then(Value::as_str) == Some(&(i + 1).to_string())
+                    }),
+                    Err(e) => {
+                        out[offset + i] = Some(Err(e.clone()));
+                        continue;
+                    }
+                };
+                out[offset + i] = Some(match read_item(answer) {
+                    Some(result) => result,
+                    None => self.get_user(id, select).await,
+                });
+            }
+        }
+        out.into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(GraphError::new(GraphErrorKind::InvalidResponse, op))))
+            .collect()
+    }
+
+    /// One `$batch` envelope of reads; its `responses` array.
+    async fn send_read_batch(
+        &self,
+        requests: Vec<Value>,
+        batch_url: &Url,
+    ) -> Result<Vec<Value>, GraphError> {
+        self.send_envelope(requests, batch_url, 0, &mut None).await
+    }
+
+    /// One `$batch` envelope of `requests`, taking `write_cost` limiter slots, with retries; its
+    /// `responses` array.
+    async fn send_envelope(
+        &self,
+        requests: Vec<Value>,
+        batch_url: &Url,
+        write_cost: u32,
+        deadline: &mut Option<Instant>,
+    ) -> Result<Vec<Value>, GraphError> {
+        let body = serde_json::to_vec(&json!({ "requests": requests })).map_err(|e| {
+            GraphError::invalid_request(BATCH_OP, format!("batch did not serialize: {e}"))
+        })?;
+        let call = Call {
+            op: BATCH_OP.to_string(),
+            method: Method::POST,
+            url: batch_url.clone(),
+            body: Some(body),
+            write_cost,
+            delta: false,
+            idempotent: true,
+        };
+        let reply = self.execute(call, deadline).await?;
+        let answer = parse_json(&reply.body, BATCH_OP)?;
+        array_field(
+            &answer,
+            "responses",
+            BATCH_OP,
+            "batch answer has no responses array",
+        )
+    }
+
     /// `POST {base}{path}` with a JSON body, expecting 2xx (the Lifecycle Workflows
     /// `customTaskExtension` callback, `…/taskProcessingResults/{id}/resume`, answers 204;
     /// <https://learn.microsoft.com/graph/api/identitygovernance-taskprocessingresult-resume>).
@@ -1163,26 +1262,9 @@ impl GraphClient {
                 })
             })
             .collect();
-        let body = serde_json::to_vec(&json!({ "requests": requests })).map_err(|e| {
-            GraphError::invalid_request(BATCH_OP, format!("batch did not serialize: {e}"))
-        })?;
-        let call = Call {
-            op: BATCH_OP.to_string(),
-            method: Method::POST,
-            url: batch_url.clone(),
-            body: Some(body),
-            write_cost: u32::try_from(ready.len()).unwrap_or(u32::MAX),
-            delta: false,
-            idempotent: true,
-        };
-        let reply = self.execute(call, deadline).await?;
-        let answer = parse_json(&reply.body, BATCH_OP)?;
-        array_field(
-            &answer,
-            "responses",
-            BATCH_OP,
-            "batch answer has no responses array",
-        )
+        let write_cost = u32::try_from(ready.len()).unwrap_or(u32::MAX);
+        self.send_envelope(requests, batch_url, write_cost, deadline)
+            .await
     }
 
     /// Settles one item from the batch answer into `done`, or returns it (with its next
@@ -1367,6 +1449,28 @@ struct BatchItem {
     attempts: u32,
     not_before: Instant,
     last_error: Option<GraphError>,
+}
+
+/// One read's answer in a `$batch`: the user, `None` for a 404, the error for another refusal;
+/// `None` overall when it is worth reading again on its own (429, 5xx, missing).
+fn read_item(answer: Option<&Value>) -> Option<Result<Option<Value>, GraphError>> {
+    let r = answer?;
+    let status = r
+        .get("status")
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .unwrap_or(0);
+    match status {
+        200 => match r.get("body") {
+            Some(body) if body.is_object() => Some(Ok(Some(body.clone()))),
+            _ => None,
+        },
+        404 => Some(Ok(None)),
+        _ => {
+            let (err, _) = batch_item_error(r, status);
+            (!err.is_transient()).then_some(Err(err))
+        }
+    }
 }
 
 fn item_op() -> String {

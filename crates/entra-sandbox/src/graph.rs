@@ -998,8 +998,7 @@ fn delta_page(g: &Inner, cursor: &DeltaCursor) -> DeltaPage {
                 page.more = true;
                 break;
             }
-            page.value
-                .push(project(&u.props, cursor.select.as_deref(), true));
+            page.value.push(delta_record(g, cursor, u));
             page.last = Some(u.id.clone());
         }
     }
@@ -1007,6 +1006,31 @@ fn delta_page(g: &Inner, cursor: &DeltaCursor) -> DeltaPage {
         push_removed(g, cursor, &mut page.value);
     }
     page
+}
+
+/// One user's delta record. A user created in this round (or every user of a full round) comes
+/// whole; an updated one comes as "their id with at least the properties that have been updated"
+/// (<https://learn.microsoft.com/graph/delta-query-overview#resource-representation-in-the-delta-query-response>):
+/// here exactly those, unless the sandbox was started with `full_delta_records`.
+fn delta_record(g: &Inner, cursor: &DeltaCursor, u: &StoredUser) -> Value {
+    let since = cursor.since;
+    if g.full_delta_records || since == 0 || u.created_seq > since {
+        return project(&u.props, cursor.select.as_deref(), true);
+    }
+    let defaults: Vec<String>;
+    let wanted: &[String] = match cursor.select.as_deref() {
+        Some(sel) => sel,
+        None => {
+            defaults = DEFAULT_PROPERTIES.iter().map(|p| p.to_string()).collect();
+            &defaults
+        }
+    };
+    let changed: Vec<String> = wanted
+        .iter()
+        .filter(|p| p.as_str() != "id" && u.prop_seq.get(p.as_str()).is_some_and(|s| *s > since))
+        .cloned()
+        .collect();
+    project(&u.props, Some(&changed), true)
 }
 
 /// Whether a user belongs in this round: it matches the filter and was created after `since`,

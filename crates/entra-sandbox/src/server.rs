@@ -68,6 +68,9 @@ pub struct SandboxOptions {
     pub second_resume_status: u16,
     /// The Workday RaaS report seeded from the tenant ([`crate::workday`]).
     pub workday: WorkdayOptions,
+    /// Delta answers carry every selected property of an updated user, not only the changed ones.
+    /// Off by default: Graph documents partial records ([`crate::graph`], `users/delta`).
+    pub full_delta_records: bool,
 }
 
 impl Default for SandboxOptions {
@@ -88,6 +91,7 @@ impl Default for SandboxOptions {
             record_bodies: true,
             second_resume_status: 400,
             workday: WorkdayOptions::default(),
+            full_delta_records: false,
         }
     }
 }
@@ -191,6 +195,7 @@ impl Sandbox {
             opts.second_resume_status,
         );
         inner.record_requests = opts.record_requests;
+        inner.full_delta_records = opts.full_delta_records;
         inner.workday = Workday::with_rows(workday_rows);
         for k in opts.task_processing_results {
             inner.task_results.entry(k).or_default();

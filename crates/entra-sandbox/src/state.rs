@@ -69,6 +69,8 @@ pub(crate) struct Inner {
     pub counters: Counters,
     pub record_requests: bool,
     pub record_bodies: bool,
+    /// Delta gives updated users whole (every selected property), not only what changed.
+    pub full_delta_records: bool,
     pub app_has_privileged_role: bool,
     pub lcw_authorized_apps: Vec<String>,
     pub task_results: HashMap<(String, String, String), Vec<ResumeRecord>>,
@@ -434,6 +436,7 @@ pub(crate) fn new_inner(
         counters: Counters::default(),
         record_requests: true,
         record_bodies,
+        full_delta_records: false,
         app_has_privileged_role,
         lcw_authorized_apps,
         task_results: HashMap::new(),
