@@ -158,6 +158,21 @@ fn workday_unavailable_once(h: &Harness) {
     )]);
 }
 
+/// Callout `n` for `id` while Workday answers 503: the workflow resumes `Completed` all the same,
+/// and the reasons say the writeback is queued.
+async fn callout_while_workday_is_down(
+    h: &Harness,
+    id: &str,
+    n: usize,
+) -> entra_enrich::handlers::lcw_joiner::JoinerResponse {
+    workday_unavailable_once(h);
+    let answer = handle_callout(&h.ctx, None, lcw_callout(&h.sandbox, id, &tpr(n))).await;
+    assert_eq!(answer.body["resume"], "Completed", "{}", answer.body);
+    let reasons = answer.body["reasons"].to_string();
+    assert!(reasons.contains("queued"), "{}", answer.body);
+    answer
+}
+
 /// Rolls back the run that wrote Workday (found in the audit log).
 async fn roll_back_the_workday_run(
     h: &Harness,
@@ -350,16 +365,8 @@ async fn a_validation_fault_is_final_and_the_entra_write_still_counts() {
 async fn a_workday_503_queues_the_writeback_and_the_next_watch_tick_completes_it_once() {
     let h = harness(&[]).await;
     let (id, eid, mail) = joiner(&h, 7);
-    // Workday is down for the joiner's call.
-    workday_unavailable_once(&h);
-    let answer = handle_callout(&h.ctx, None, lcw_callout(&h.sandbox, &id, &tpr(7))).await;
+    let answer = callout_while_workday_is_down(&h, &id, 7).await;
     assert_eq!(answer.status, 200, "{}", answer.body);
-    assert_eq!(answer.body["resume"], "Completed", "{}", answer.body);
-    assert!(
-        answer.body["reasons"].to_string().contains("queued"),
-        "{}",
-        answer.body
-    );
     assert_eq!(primary_work(&h, &eid), None);
     let queue = queued(h.ctx.state.as_ref()).await.expect("queue");
     assert_eq!(queue.len(), 1);
@@ -414,13 +421,7 @@ async fn a_hanging_workday_never_holds_the_workflow() {
 async fn a_queued_writeback_whose_match_became_ambiguous_is_dropped() {
     let h = harness(&[]).await;
     let (id, eid, _) = joiner(&h, 15);
-    workday_unavailable_once(&h);
-    let answer = handle_callout(&h.ctx, None, lcw_callout(&h.sandbox, &id, &tpr(15))).await;
-    assert!(
-        answer.body["reasons"].to_string().contains("queued"),
-        "{}",
-        answer.body
-    );
+    callout_while_workday_is_down(&h, &id, 15).await;
     // Meanwhile a second hybrid account gets the same employeeId.
     let mut twin = new_hire(16);
     twin["employeeId"] = json!(eid);
@@ -672,8 +673,7 @@ async fn no_password_personal_email_or_token_reaches_the_logs_or_answers() {
     let _guard = tracing::subscriber::set_default(logs.subscriber("debug"));
     let h = harness(&[("ENRICH_WORKDAY_WRITEBACK", "email,username")]).await;
     let (id, eid, _) = joiner(&h, 13);
-    workday_unavailable_once(&h);
-    let answer = handle_callout(&h.ctx, None, lcw_callout(&h.sandbox, &id, &tpr(13))).await;
+    let answer = callout_while_workday_is_down(&h, &id, 13).await;
     run_watch(&h.ctx, WATCH_BUDGET).await.expect("watch");
     assert_eq!(operations(&h, CHANGE_CONTACT, &eid), vec![200]);
     let text = format!("{}{}", logs.text(), answer.body);

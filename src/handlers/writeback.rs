@@ -373,9 +373,11 @@ fn queue_lost(e: &StateError, written: Vec<&'static str>) -> WritebackStep {
     }
 }
 
+/// A permanent refusal; an address in `reason` (a Graph or Workday message) is masked, since the
+/// reason reaches log lines as well as reports.
 fn refused(reason: String) -> WritebackStep {
     WritebackStep::Refused {
-        reason,
+        reason: entra_core::pii::mask_emails_in(&reason),
         written: Vec::new(),
     }
 }
@@ -693,7 +695,7 @@ async fn retry_entry(
 ) -> WritebackStep {
     use super::enrich::{plan_record, read_user, with_hr_of, EnrichError};
     let transient = |reason: String| WritebackStep::Queued {
-        reason,
+        reason: entra_core::pii::mask_emails_in(&reason),
         written: Vec::new(),
     };
     let user = match read_user(ctx, &entry.user_id).await {
